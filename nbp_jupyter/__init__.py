@@ -1,0 +1,1 @@
+"""nbp_jupyter."""

@@ -1,0 +1,176 @@
+"""What the simulated service does with a request: how long it takes and how it fails.
+
+Latency is drawn from a piecewise-linear quantile function through FACTS.md's figures
+(generation-time floor, P50, P95, P99 and the 600 s server limit), so the simulated
+P50/P95/P99 match the published ones. Failures follow per-profile success rates
+(FACTS.md: 1K > 95 %, 2K ~ 85 %, 4K < 50 %; 4K ~ 30 % at peak) and a fixed failure mix.
+Every draw comes from a Random seeded with (seed, request identity, how many times that
+identity was seen), so the same seed replays the same outcomes whatever the concurrency.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import re
+from dataclasses import dataclass
+
+# Quantile knots (probability, seconds) per resolution. [seed] latency P50/P95/P99:
+# 1K 45/90/150, 2K 65/120/180, 4K 120/170/250; floors from the generation-time ranges
+# (1K 15 s, 2K 45 s); the tail ends at the 600 s server-side limit for 4K.
+LATENCY_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
+    "1K": ((0.0, 15.0), (0.5, 45.0), (0.95, 90.0), (0.99, 150.0), (1.0, 200.0)),
+    "2K": ((0.0, 45.0), (0.5, 65.0), (0.95, 120.0), (0.99, 180.0), (1.0, 300.0)),
+    "4K": ((0.0, 60.0), (0.5, 120.0), (0.95, 170.0), (0.99, 250.0), (1.0, 600.0)),
+}
+SERVER_LIMIT_S = 600.0  # [seed] the server-side limit was raised from 300 s to 600 s
+IDEAL_LATENCY_S = {"1K": 5.0, "2K": 10.0, "4K": 20.0}
+
+KINDS = (
+    "ok", "overloaded", "rate_limited", "server_error", "deadline", "hang", "disconnect",
+    "truncated", "html200", "html502", "safety", "no_image", "prompt_blocked",
+    "downgrade", "thought", "drip",
+)
+ALIASES = {"503": "overloaded", "429": "rate_limited", "500": "server_error",
+           "504": "deadline", "502": "html502", "200html": "html200", "blocked": "prompt_blocked"}
+
+# How failures split when a request fails (weights; they need not sum to 1).
+FAILURE_MIX: dict[str, float] = {
+    "overloaded": 0.30, "rate_limited": 0.10, "server_error": 0.08, "deadline": 0.12,
+    "hang": 0.12, "disconnect": 0.06, "truncated": 0.02, "html502": 0.05, "html200": 0.01,
+    "safety": 0.02, "no_image": 0.03, "drip": 0.03,
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    success: dict[str, float]
+    latency_factor: float = 1.0
+    downgrade: float = 0.0  # share of 4K successes silently delivered at 2K
+    thought: float = 0.0  # share of successes that carry a draft `thought` image first
+    fixed_latency: bool = False
+    description: str = ""
+
+
+PROFILES: dict[str, Profile] = {
+    "ideal": Profile("ideal", {"1K": 1.0, "2K": 1.0, "4K": 1.0}, fixed_latency=True,
+                     description="no failures; fixed latency 1K 5 s, 2K 10 s, 4K 20 s"),
+    "typical": Profile("typical", {"1K": 0.96, "2K": 0.85, "4K": 0.50}, downgrade=0.06,
+                       thought=0.2, description="success 1K 96 %, 2K 85 %, 4K 50 % [seed]"),
+    "peak": Profile("peak", {"1K": 0.93, "2K": 0.70, "4K": 0.30}, latency_factor=1.3,
+                    downgrade=0.1, thought=0.2,
+                    description="success 1K 93 %, 2K 70 %, 4K 30 % (00-08 Beijing time "
+                                "[seed]); latency x1.3"),
+    "outage": Profile("outage", {"1K": 0.0, "2K": 0.0, "4K": 0.0},
+                      description="every request gets 503 overloaded"),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request's fate. `delay_s` is simulated seconds before the server answers."""
+
+    kind: str
+    delay_s: float
+    retry_after_s: float | None = None  # for rate_limited
+
+    def label(self) -> str:
+        return self.kind if self.retry_after_s is None else f"{self.kind}:{self.retry_after_s:g}s"
+
+
+def latency(resolution: str, u: float, factor: float = 1.0) -> float:
+    """Seconds at quantile u of the resolution's latency distribution."""
+    knots = LATENCY_KNOTS[resolution]
+    probs = [p for p, _ in knots]
+    i = max(1, bisect.bisect_left(probs, u))
+    (p0, s0), (p1, s1) = knots[i - 1], knots[i]
+    value = s0 + (s1 - s0) * (u - p0) / (p1 - p0)
+    return min(value * factor, SERVER_LIMIT_S)
+
+
+def delay_for(kind: str, resolution: str, rng: random.Random, profile: Profile) -> float:
+    """When the server answers with this kind of outcome, in simulated seconds."""
+    if profile.fixed_latency:
+        return IDEAL_LATENCY_S[resolution]
+    full = latency(resolution, rng.random(), profile.latency_factor)
+    if kind in ("overloaded", "html200", "prompt_blocked"):
+        return rng.uniform(1.0, 5.0)  # rejected at the door
+    if kind == "rate_limited":
+        return rng.uniform(0.2, 1.0)
+    if kind == "server_error":
+        return full * rng.uniform(0.2, 1.0)
+    if kind == "deadline":
+        return SERVER_LIMIT_S
+    if kind == "html502":
+        return rng.uniform(60.0, 100.0)  # a proxy's idle cut: nginx/ALB 60 s, Cloudflare 100 s
+    if kind == "drip":
+        return 1.0
+    return full
+
+
+def draw(profile: Profile, resolution: str, rng: random.Random) -> Outcome:
+    """Pick an outcome for one request under a profile."""
+    if profile.name == "outage":
+        return Outcome("overloaded", rng.uniform(1.0, 5.0))
+    if rng.random() < profile.success[resolution]:
+        kind = "ok"
+        if resolution == "4K" and rng.random() < profile.downgrade:
+            kind = "downgrade"
+        elif rng.random() < profile.thought:
+            kind = "thought"
+    else:
+        kinds = list(FAILURE_MIX)
+        kind = rng.choices(kinds, weights=[FAILURE_MIX[k] for k in kinds])[0]
+    retry = float(rng.randint(5, 60)) if kind == "rate_limited" else None
+    return Outcome(kind, delay_for(kind, resolution, rng, profile), retry)
+
+
+_TOKEN = re.compile(r"^([a-z0-9_]+)(?::(\d+(?:\.\d+)?)(ms|s)?)?$")
+
+
+def parse_script(script: str | list[str] | tuple[str, ...] | None) -> list[tuple[str, float | None]]:
+    """'503, 429:2s, hang, ok' -> [(kind, seconds-or-None), ...].
+
+    The number after a colon is the retry delay for 429 and the answer delay otherwise.
+    """
+    if not script:
+        return []
+    items = script.split(",") if isinstance(script, str) else list(script)
+    parsed = []
+    for raw in items:
+        token = raw.strip().lower()
+        if not token:
+            continue
+        m = _TOKEN.match(token)
+        kind = ALIASES.get(m.group(1), m.group(1)) if m else None
+        if kind not in KINDS:
+            raise ValueError(f"unknown script item {raw.strip()!r}: use {', '.join(KINDS)} "
+                             "(or 503, 429, 500, 502, 504), optionally with ':SECONDS'")
+        seconds = None
+        if m.group(2):
+            seconds = float(m.group(2)) / (1000.0 if m.group(3) == "ms" else 1.0)
+        parsed.append((kind, seconds))
+    return parsed
+
+
+def scripted(kind: str, seconds: float | None, resolution: str, rng: random.Random,
+             profile: Profile) -> Outcome:
+    """The Outcome for one script item, filling in the delays it leaves open."""
+    if kind == "rate_limited":
+        return Outcome(kind, delay_for(kind, resolution, rng, profile),
+                       seconds if seconds is not None else 30.0)
+    delay = seconds if seconds is not None else delay_for(kind, resolution, rng, profile)
+    return Outcome(kind, delay)
+
+
+def failure_help() -> str:
+    """The profile table and failure mix, for --help."""
+    lines = ["profiles:"]
+    lines += [f"  {p.name:8} {p.description}" for p in PROFILES.values()]
+    total = sum(FAILURE_MIX.values())
+    mix = ", ".join(f"{k} {v / total:.0%}" for k, v in FAILURE_MIX.items())
+    lines.append(f"failure mix (share of failed requests): {mix}")
+    lines.append("typical/peak also downgrade some 4K successes to 2K and prefix some "
+                 "answers with a `thought` draft image.")
+    return "\n".join(lines)

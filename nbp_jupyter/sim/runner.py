@@ -1,0 +1,98 @@
+"""Runs the simulator's asyncio server in a daemon thread and hands back a handle."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from .server import SimApp, SimConfig
+
+
+class SimServer:
+    """A running simulator: `.url`, `.log`, `.stop()`; also a context manager."""
+
+    def __init__(self, config: SimConfig, host: str = "127.0.0.1", port: int = 0):
+        self.app = SimApp(config)
+        self._host, self._port = host, port
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self._thread = threading.Thread(target=self._run, name="nbp-sim", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        self.app.base_url = self.url
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._server = self._loop.run_until_complete(
+                asyncio.start_server(self.app.handle, self._host, self._port, limit=2**20))
+        except BaseException as exc:  # report a busy port to the caller, not to stderr
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    @property
+    def config(self) -> SimConfig:
+        return self.app.config
+
+    @property
+    def log(self) -> list[dict]:
+        """What the simulator received, oldest first (never the key)."""
+        with self.app._lock:
+            return [dict(e) for e in self.app.log]
+
+    def set_script(self, script) -> None:
+        """Replace the queue of scripted outcomes (e.g. '503, 429:2s, ok')."""
+        from .model import parse_script
+        parsed = parse_script(script)
+        with self.app._lock:
+            self.app.script.clear()
+            self.app.script.extend(parsed)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+
+        async def shutdown() -> None:
+            self._server.close()
+            for writer in list(self.app._writers):
+                writer.transport.abort()
+            await self._server.wait_closed()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<SimServer {self.url} profile={self.app.profile.name}>"
+
+
+def start(profile: str = "typical", time_scale: float = 1.0, seed: int = 0, script=None,
+          api_key: str | None = None, realistic: bool = False, host: str = "127.0.0.1",
+          port: int = 0) -> SimServer:
+    """Start a simulator on loopback in a background thread and return its handle."""
+    if time_scale <= 0:
+        raise ValueError("time_scale must be > 0 (e.g. 0.001 plays a 4K call in ~0.1 s)")
+    config = SimConfig(profile=profile, time_scale=time_scale, seed=seed, script=script,
+                       api_key=api_key, realistic=realistic)
+    return SimServer(config, host=host, port=port)

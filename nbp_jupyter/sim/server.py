@@ -1,0 +1,325 @@
+"""A small HTTP/1.1 server on asyncio that plays the image services, failures included.
+
+asyncio rather than http.server because a simulated hang must cost nothing while it waits:
+hundreds of idle requests are the normal load of a 4K client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import json
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+from .. import sizes
+from . import images, model, wire
+
+MAX_REQUEST_BYTES = 20 * 1024 * 1024  # [docs] 20 MB request cap
+DRIP_INTERVAL_S = 5.0  # a byte every 5 simulated seconds: no read timeout ever fires
+DRIP_TOTAL_S = 1800.0  # then the real body, after half an hour of simulated time
+SIM_HEADER = ("x-nbp-simulated", "true")
+
+
+@dataclass
+class SimConfig:
+    profile: str = "typical"
+    time_scale: float = 1.0
+    seed: int = 0
+    script: str | list[str] | tuple[str, ...] | None = None
+    api_key: str | None = None  # None: any non-empty key is accepted
+    realistic: bool = False
+
+
+class _Request:
+    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes):
+        self.method, self.headers, self.body = method, headers, body
+        split = urlsplit(target)
+        self.path, self.query = split.path, parse_qs(split.query)
+
+
+class SimApp:
+    """Routing and behaviour; runs on one asyncio loop."""
+
+    def __init__(self, config: SimConfig):
+        if config.profile not in model.PROFILES:
+            raise ValueError(f"unknown profile {config.profile!r}: use one of "
+                             f"{', '.join(model.PROFILES)}")
+        self.config = config
+        self.profile = model.PROFILES[config.profile]
+        self.script = collections.deque(model.parse_script(config.script))
+        self.log: list[dict] = []
+        self.base_url = ""
+        self._seen: collections.Counter[str] = collections.Counter()
+        self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._lock = threading.Lock()  # script and log are touched from the caller's thread
+
+    # ----- connection handling -------------------------------------------------------
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                request = await self._read_request(reader, writer)
+                if request is None:
+                    break
+                keep = await self._respond(request, reader, writer)
+                if not keep or request.headers.get("connection", "").lower() == "close":
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass  # server shutdown: the connection just ends
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _read_request(self, reader, writer) -> _Request | None:
+        line = await reader.readline()
+        if not line.strip():
+            return None
+        method, target, _version = line.decode("latin-1").split(" ", 2)
+        headers: dict[str, str] = {}
+        while True:
+            raw = await reader.readline()
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = raw.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            body = await self._read_chunked(reader)
+        else:
+            length = int(headers.get("content-length") or 0)
+            if length > MAX_REQUEST_BYTES:
+                await self._send(writer, 400, wire.gemini_error(
+                    400, "INVALID_ARGUMENT",
+                    f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes."),
+                    close=True)
+                return None
+            body = await reader.readexactly(length) if length else b""
+        return _Request(method, target, headers, body)
+
+    @staticmethod
+    async def _read_chunked(reader) -> bytes:
+        chunks = []
+        while True:
+            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                await reader.readline()
+                return b"".join(chunks)
+            chunks.append(await reader.readexactly(size))
+            await reader.readline()
+
+    async def _send(self, writer, status: int, body: bytes | dict, *, headers: dict | None = None,
+                    content_type: str = "application/json; charset=UTF-8",
+                    close: bool = False) -> None:
+        writer.write(self._head(status, body if isinstance(body, bytes)
+                                else json.dumps(body).encode(), headers, content_type, close))
+        await writer.drain()
+
+    @staticmethod
+    def _head(status: int, data: bytes, headers: dict | None, content_type: str,
+              close: bool = False, length: int | None = None) -> bytes:
+        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
+                 f"Content-Type: {content_type}",
+                 f"Content-Length: {len(data) if length is None else length}",
+                 "Server: nbp-sim", f"{SIM_HEADER[0]}: {SIM_HEADER[1]}"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        if close:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head + data if length is None else head
+
+    # ----- routing -------------------------------------------------------------------
+    async def _respond(self, req: _Request, reader, writer) -> bool:
+        path = req.path
+        if req.method == "GET" and path.startswith("/files/"):
+            data = self._files.get(path.rsplit("/", 1)[-1].removesuffix(".png"))
+            if data is None:
+                await self._send(writer, 404, wire.openai_error("No such file.", "not_found"))
+            else:
+                await self._send(writer, 200, data, content_type="image/png")
+            return True
+        if req.method == "GET" and path in ("/", "/healthz"):
+            await self._send(writer, 200, {"simulator": "nbp_jupyter.sim",
+                                           "profile": self.profile.name})
+            return True
+        if req.method == "POST" and path.startswith(("/v1beta/models/", "/v1/models/")) \
+                and path.endswith(":generateContent"):
+            model_name = path.split("/models/", 1)[1].rsplit(":", 1)[0]
+            return await self._generate(req, writer, reader, "gemini", model_name)
+        if req.method == "POST" and path == "/v1/images/generations":
+            return await self._generate(req, writer, reader, "openai", "")
+        await self._send(writer, 404, {"error": {"code": 404, "message": f"{req.method} "
+                                                 f"{path} is not served here", "status": "NOT_FOUND"}})
+        return True
+
+    def _auth_error(self, req: _Request, provider: str) -> tuple[int, dict] | None:
+        """The real services' answer to a missing or wrong key, or None when it is fine."""
+        if provider == "gemini":
+            key = req.headers.get("x-goog-api-key") or (req.query.get("key") or [""])[0]
+            if not key:
+                return 403, wire.gemini_error(
+                    403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers "
+                    "(callers without established identity). Please use API Key or other form "
+                    "of API consumer identity to call this API.")
+            if self.config.api_key is not None and key != self.config.api_key:
+                return 400, wire.gemini_error(
+                    400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
+                    [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                      "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+                      "metadata": {"service": "generativelanguage.googleapis.com"}}])
+            return None
+        auth = req.headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not key:
+            return 401, wire.openai_error(
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                "invalid_request_error")
+        if self.config.api_key is not None and key != self.config.api_key:
+            return 401, wire.openai_error("Incorrect API key provided.",
+                                          "invalid_request_error", "invalid_api_key")
+        return None
+
+    def _next_outcome(self, sreq: wire.SimRequest) -> tuple[model.Outcome, int]:
+        """The outcome for this request and how many times its identity was seen."""
+        identity = f"{sreq.provider}|{sreq.model}|{sreq.resolution}|{sreq.aspect}|{sreq.prompt}"
+        with self._lock:
+            self._seen[identity] += 1
+            nth = self._seen[identity]
+            item = self.script.popleft() if self.script else None
+        digest = hashlib.sha256(f"{self.config.seed}|{identity}|{nth}".encode()).digest()
+        rng = random.Random(digest)
+        if item is not None:
+            return model.scripted(item[0], item[1], sreq.resolution, rng, self.profile), nth
+        return model.draw(self.profile, sreq.resolution, rng), nth
+
+    async def _generate(self, req: _Request, writer, reader, provider: str, model_name: str) -> bool:
+        entry = {"path": req.path, "provider": provider, "model": model_name, "size": None,
+                 "aspect": None, "outcome": None, "status": None, "time": time.time()}
+        self.log.append(entry)
+        denied = self._auth_error(req, provider)
+        if denied:
+            entry.update(outcome="auth", status=denied[0])
+            await self._send(writer, denied[0], denied[1])
+            return True
+        try:
+            body = json.loads(req.body or b"null")
+            if not isinstance(body, dict):
+                raise wire.WireError(400, wire.gemini_error(
+                    400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
+            sreq = (wire.parse_gemini(model_name, body) if provider == "gemini"
+                    else wire.parse_openai(body))
+        except json.JSONDecodeError:
+            sreq = None
+            error = wire.WireError(400, wire.gemini_error(400, "INVALID_ARGUMENT",
+                                                          "Invalid JSON payload received."))
+        except wire.WireError as exc:
+            sreq, error = None, exc
+        if sreq is None:
+            entry.update(outcome="bad_request", status=error.status)
+            await self._send(writer, error.status, error.body)
+            return True
+        outcome, nth = self._next_outcome(sreq)
+        entry.update(model=sreq.model, size=sreq.resolution, aspect=sreq.aspect,
+                     outcome=outcome.label(), prompt=sreq.prompt[:60])
+        return await _Behaviour(self, sreq, outcome, nth, entry, reader, writer).play()
+
+
+class _Behaviour:
+    """Plays one outcome on the wire: waits, then answers, fails, hangs or drips."""
+
+    def __init__(self, app: SimApp, sreq: wire.SimRequest, outcome: model.Outcome,
+                 attempt: int, entry: dict, reader, writer):
+        self.app, self.sreq, self.outcome, self.entry = app, sreq, outcome, entry
+        self.reader, self.writer = reader, writer
+        self.scale = app.config.time_scale
+        self.attempt = attempt
+
+    async def play(self) -> bool:
+        kind = self.outcome.kind
+        if kind == "hang":
+            self.entry["status"] = None
+            await self.reader.read()  # until the client gives up and closes
+            return False
+        await asyncio.sleep(self.outcome.delay_s * self.scale)
+        if kind in ("overloaded", "rate_limited", "server_error", "deadline"):
+            status, body, headers = wire.error_for(self.sreq.provider, kind,
+                                                   self.outcome.retry_after_s)
+            return await self._answer(status, json.dumps(body).encode(), headers)
+        if kind in ("html200", "html502"):
+            status = 200 if kind == "html200" else 502
+            return await self._answer(status, wire.html_page(status),
+                                      content_type="text/html")
+        if kind in ("safety", "no_image", "prompt_blocked"):
+            if self.sreq.provider == "gemini":
+                return await self._answer(200, json.dumps(
+                    wire.gemini_no_image(self.sreq, kind)).encode())
+            status, body = wire.openai_refusal(kind)
+            return await self._answer(status, json.dumps(body).encode())
+        data = json.dumps(self._image_body(kind)).encode()
+        if kind == "truncated":
+            return await self._answer(200, data[: len(data) // 2])
+        if kind == "disconnect":
+            self.entry["status"] = 200
+            self.writer.write(self.app._head(200, b"", None, "application/json; charset=UTF-8",
+                                             length=len(data)))
+            self.writer.write(data[: len(data) // 2])
+            await self.writer.drain()
+            self.writer.transport.abort()
+            return False
+        if kind == "drip":
+            return await self._drip(data)
+        return await self._answer(200, data)
+
+    def _image_body(self, kind: str) -> dict:
+        sreq = self.sreq
+        delivered = "2K" if kind == "downgrade" and sreq.resolution == "4K" else sreq.resolution
+        width, height = sizes.pixels(delivered, sreq.aspect)
+        lines = images.stamp_lines(sreq.prompt, delivered, width, height, self.attempt)
+        png = images.render(width, height, lines, self.app.config.realistic)
+        if sreq.provider == "gemini":
+            thought = None
+            if kind == "thought":
+                thought = images.render(256, 256, ("SIMULATED", "thought draft"))
+            return wire.gemini_image(sreq, png, delivered, thought)
+        if sreq.response_format == "url":
+            file_id = uuid.uuid4().hex
+            files = self.app._files
+            files[file_id] = png
+            while len(files) > 64:
+                files.popitem(last=False)
+            return wire.openai_image(sreq, None, f"{self.app.base_url}/files/{file_id}.png",
+                                     delivered)
+        return wire.openai_image(sreq, png, None, delivered)
+
+    async def _answer(self, status: int, data: bytes, headers: dict | None = None,
+                      content_type: str = "application/json; charset=UTF-8") -> bool:
+        self.entry["status"] = status
+        self.writer.write(self.app._head(status, data, headers, content_type))
+        await self.writer.drain()
+        return True
+
+    async def _drip(self, data: bytes) -> bool:
+        """Headers at once, then one space every few seconds, then the body."""
+        self.entry["status"] = 200
+        drips = int(DRIP_TOTAL_S / DRIP_INTERVAL_S)
+        self.writer.write(self.app._head(200, b"", None, "application/json; charset=UTF-8",
+                                         length=drips + len(data)))
+        await self.writer.drain()
+        for _ in range(drips):
+            await asyncio.sleep(DRIP_INTERVAL_S * self.scale)
+            if self.writer.is_closing():
+                return False
+            self.writer.write(b" ")
+            await self.writer.drain()
+        self.writer.write(data)
+        await self.writer.drain()
+        return True

@@ -1,0 +1,212 @@
+"""The two wire formats as the real services speak them (FACTS.md), seen from the server.
+
+Pure functions from parsed requests to JSON-able bodies; the server does the sockets.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from .. import sizes
+
+SIM_TEXT = "SIMULATED image from nbp_jupyter.sim; no real model was called."
+OPENAI_TIER = re.compile(r"-(1k|2k|4k)$", re.IGNORECASE)
+
+
+class WireError(Exception):
+    """A request the real service would refuse: status and JSON body to send back."""
+
+    def __init__(self, status: int, body: dict):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True)
+class SimRequest:
+    provider: str  # "gemini" | "openai"
+    model: str
+    prompt: str
+    resolution: str
+    aspect: str
+    response_format: str = "b64_json"
+    references: int = 0
+
+
+def gemini_error(code: int, status: str, message: str, details: list | None = None) -> dict:
+    error: dict = {"code": code, "message": message, "status": status}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def openai_error(message: str, type_: str, code: str | None = None,
+                 param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def parse_gemini(model: str, body: dict) -> SimRequest:
+    def bad(message: str) -> WireError:
+        return WireError(400, gemini_error(400, "INVALID_ARGUMENT", message))
+
+    try:
+        contents = body["contents"]
+        parts = [p for c in contents for p in c.get("parts", [])]
+    except (KeyError, TypeError, AttributeError):
+        raise bad("* GenerateContentRequest.contents: contents is not specified") from None
+    prompt = " ".join(p["text"] for p in parts if isinstance(p, dict) and "text" in p)
+    references = sum(1 for p in parts if isinstance(p, dict) and "inlineData" in p)
+    if references > 14:  # [docs] up to 14 reference images
+        raise bad("Too many input images: at most 14 are supported.")
+    config = (body.get("generationConfig") or {}).get("imageConfig") or {}
+    size = config.get("imageSize", "1K")
+    aspect = config.get("aspectRatio", "1:1")
+    if size not in sizes.RESOLUTIONS:
+        raise bad(f"Invalid value for imageSize: {size!r}. Supported values: 1K, 2K, 4K.")
+    if aspect not in sizes.PIXELS:
+        raise bad(f"Invalid value for aspectRatio: {aspect!r}.")
+    return SimRequest("gemini", model, prompt, size, aspect, references=references)
+
+
+def parse_openai(body: dict) -> SimRequest:
+    def bad(message: str, param: str) -> WireError:
+        return WireError(400, openai_error(message, "invalid_request_error", None, param))
+
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise bad("Missing required parameter: 'prompt'.", "prompt")
+    model = str(body.get("model") or "nano-banana-pro")
+    size = str(body.get("size") or "1024x1024")
+    fmt = body.get("response_format") or "b64_json"
+    if fmt not in ("b64_json", "url"):
+        raise bad(f"Invalid value: {fmt!r}. Supported values are: 'url' and 'b64_json'.",
+                  "response_format")
+    if int(body.get("n") or 1) != 1:
+        raise bad("This model supports n=1 only.", "n")
+    match = re.fullmatch(r"(\d+)x(\d+)", size)
+    if not match:
+        raise bad(f"Invalid value: {size!r}. Use WIDTHxHEIGHT, e.g. 4096x4096.", "size")
+    width, height = int(match.group(1)), int(match.group(2))
+    exact = sizes.classify(width, height)
+    if exact:
+        resolution, aspect = exact
+    else:
+        known = {s for row in sizes.PIXELS.values() for s in row.values()}
+        raise bad(f"Invalid value: {size!r}. Supported sizes: "
+                  f"{', '.join(sorted(f'{w}x{h}' for w, h in known))}.", "size")
+    tier = OPENAI_TIER.search(model)
+    if tier:  # gateways that put the tier in the model name follow only the aspect of size
+        resolution = tier.group(1).upper()
+    return SimRequest("openai", model, prompt, resolution, aspect, fmt)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def gemini_usage(prompt: str, references: int, output_tokens: int) -> dict:
+    prompt_tokens = max(1, len(prompt) // 4) + 560 * references  # [docs] input image 560
+    return {
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": output_tokens,
+        "totalTokenCount": prompt_tokens + output_tokens,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+        "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": output_tokens}],
+    }
+
+
+def gemini_image(req: SimRequest, png: bytes, delivered: str,
+                 thought_png: bytes | None = None) -> dict:
+    parts: list[dict] = []
+    if thought_png is not None:
+        parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(thought_png)},
+                      "thought": True})
+    parts.append({"text": SIM_TEXT})
+    parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(png)},
+                  "thoughtSignature": _b64(b"sim-signature")})
+    return {
+        "candidates": [{"content": {"role": "model", "parts": parts},
+                        "finishReason": "STOP", "index": 0}],
+        "usageMetadata": gemini_usage(req.prompt, req.references,
+                                      sizes.OUTPUT_TOKENS[delivered]),
+        "modelVersion": req.model,
+        "responseId": uuid.uuid4().hex[:22],
+    }
+
+
+def gemini_no_image(req: SimRequest, kind: str) -> dict:
+    usage = gemini_usage(req.prompt, req.references, 0)
+    if kind == "prompt_blocked":
+        return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                "usageMetadata": usage, "modelVersion": req.model}
+    reason = "IMAGE_SAFETY" if kind == "safety" else "NO_IMAGE"
+    candidate: dict = {"finishReason": reason, "index": 0}
+    if kind == "no_image":
+        candidate["content"] = {"role": "model", "parts": [
+            {"text": "I was unable to generate an image for this request."}]}
+    return {"candidates": [candidate], "usageMetadata": usage,
+            "modelVersion": req.model, "responseId": uuid.uuid4().hex[:22]}
+
+
+def openai_image(req: SimRequest, png: bytes | None, url: str | None, delivered: str) -> dict:
+    item: dict = {"revised_prompt": req.prompt}
+    if url is not None:
+        item["url"] = url
+    else:
+        item["b64_json"] = _b64(png or b"")
+    tokens = sizes.OUTPUT_TOKENS[delivered]
+    prompt_tokens = max(1, len(req.prompt) // 4)
+    return {"created": int(time.time()), "data": [item],
+            "usage": {"input_tokens": prompt_tokens, "output_tokens": tokens,
+                      "total_tokens": prompt_tokens + tokens,
+                      "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0}}}
+
+
+def html_page(status: int) -> bytes:
+    title = "502 Bad Gateway" if status == 502 else "Welcome to nginx!"
+    return (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+            f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+            "</body>\r\n</html>\r\n").encode()
+
+
+def error_for(provider: str, kind: str, retry_after_s: float | None) -> tuple[int, dict, dict]:
+    """(status, body, extra headers) for the HTTP error outcomes."""
+    if provider == "gemini":
+        if kind == "overloaded":
+            return 503, gemini_error(503, "UNAVAILABLE",
+                                     "The model is overloaded. Please try again later."), {}
+        if kind == "rate_limited":
+            return 429, gemini_error(429, "RESOURCE_EXHAUSTED",
+                                     "Resource has been exhausted (e.g. check quota).", [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                 "retryDelay": f"{retry_after_s:g}s"}]), {}
+        if kind == "server_error":
+            return 500, gemini_error(500, "INTERNAL", "An internal error has occurred. "
+                                     "Please retry or report in https://developers.generativeai.google/guide/troubleshooting"), {}
+        return 504, gemini_error(504, "DEADLINE_EXCEEDED", "Deadline expired before operation "
+                                 "could complete."), {}
+    if kind == "overloaded":
+        return 503, openai_error("The engine is currently overloaded, please try again later.",
+                                 "server_error", "overloaded"), {}
+    if kind == "rate_limited":
+        seconds = retry_after_s or 1.0
+        return 429, openai_error("Rate limit reached for images per minute. Please try again "
+                                 f"in {seconds:g}s.", "requests", "rate_limit_exceeded"), {
+            "retry-after": str(max(1, round(seconds))),
+            "retry-after-ms": str(int(seconds * 1000))}
+    if kind == "server_error":
+        return 500, openai_error("The server had an error while processing your request. "
+                                 "Sorry about that!", "server_error"), {}
+    return 504, openai_error("Upstream request timed out.", "server_error", "timeout"), {}
+
+
+def openai_refusal(kind: str) -> tuple[int, dict]:
+    """What an OpenAI-compatible gateway says when the model makes no image."""
+    if kind == "no_image":
+        return 200, {"created": int(time.time()), "data": []}
+    return 400, openai_error("Your request was rejected as a result of our safety system.",
+                             "image_generation_user_error", "content_policy_violation")
