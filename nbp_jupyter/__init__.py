@@ -1,1 +1,64 @@
-"""nbp_jupyter."""
+"""nbp_jupyter: Nano Banana Pro image generation for notebooks, calm about slow and failing calls.
+
+`import nbp_jupyter` stays cheap: the heavy parts load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = [
+    "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
+    "RetryPolicy", "Rung", "agenerate", "generate", "history", "set_price", "submit",
+]
+
+_LAZY = {
+    "generate": "api", "agenerate": "api", "submit": "api", "history": "api",
+    "GenerationResult": "types", "Attempt": "types", "Job": "jobs",
+    "NbpError": "errors", "ConfigError": "errors", "AttemptError": "errors",
+    "RetryPolicy": "policy", "Rung": "policy", "set_price": "pricing",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import agenerate, generate, history, submit
+    from .errors import AttemptError, ConfigError, NbpError
+    from .jobs import Job
+    from .policy import RetryPolicy, Rung
+    from .pricing import set_price
+    from .types import Attempt, GenerationResult
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext nbp_jupyter`: register %%nbp, the line magics and %config Nbp."""
+    from .magics import Nbp, NbpMagics
+
+    conf = Nbp(parent=ipython)
+    ipython.configurables.append(conf)
+    ipython.register_magics(NbpMagics(ipython, conf))
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the magics; running jobs finish in the background and are kept in the ledger."""
+    magics = ipython.magics_manager.magics
+    for kind, names in (("cell", ("nbp",)), ("line", ("nbp", "nbp_wait", "nbp_cancel",
+                                                      "nbp_jobs", "nbp_history", "nbp_show",
+                                                      "nbp_config"))):
+        for name in names:
+            magics[kind].pop(name, None)
+    ipython.configurables[:] = [c for c in ipython.configurables
+                                if type(c).__name__ != "Nbp"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbp_jupyter' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -28,3 +28,16 @@ def make_sim():
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A private NBP_HOME, no keys in the environment, and a fresh session afterwards."""
+    from nbp_jupyter import jobs
+
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "NBP_API_KEY",
+                 "NBP_PROVIDER", "NBP_BASE_URL", "NBP_MODEL", "NBP_TIME_SCALE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NBP_HOME", str(tmp_path / "nbp-home"))
+    yield tmp_path / "nbp-home"
+    jobs.reset_session()

@@ -51,6 +51,11 @@ class SimServer:
         with self.app._lock:
             return [dict(e) for e in self.app.log]
 
+    @property
+    def max_in_flight(self) -> int:
+        """The most generation requests this simulator answered at the same time."""
+        return self.app.max_in_flight
+
     def set_script(self, script) -> None:
         """Replace the queue of scripted outcomes (e.g. '503, 429:2s, ok')."""
         from .model import parse_script

@@ -60,6 +60,8 @@ class SimApp:
         self._files: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._writers: set[asyncio.StreamWriter] = set()
         self._lock = threading.Lock()  # script and log are touched from the caller's thread
+        self.in_flight = 0  # generation requests being answered now
+        self.max_in_flight = 0
 
     # ----- connection handling -------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -230,7 +232,12 @@ class SimApp:
         outcome, nth = self._next_outcome(sreq)
         entry.update(model=sreq.model, size=sreq.resolution, aspect=sreq.aspect,
                      outcome=outcome.label(), prompt=sreq.prompt[:60])
-        return await _Behaviour(self, sreq, outcome, nth, entry, reader, writer).play()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await _Behaviour(self, sreq, outcome, nth, entry, reader, writer).play()
+        finally:
+            self.in_flight -= 1
 
 
 class _Behaviour:

@@ -1,0 +1,149 @@
+"""Effective settings: call arguments win, then NBP_* environment variables, then defaults.
+
+With no key anywhere the provider is the built-in simulator, and every result says so.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, InsecureTransport
+
+PROVIDERS = ("gemini", "openai", "sim")
+DEFAULT_BASE_URLS = {"gemini": "https://generativelanguage.googleapis.com",
+                     "openai": "https://api.openai.com"}
+DEFAULT_MODELS = {"gemini": "gemini-3-pro-image-preview", "openai": "nano-banana-pro",
+                  "sim": "gemini-3-pro-image-preview"}
+KEY_VARS = {"gemini": ("NBP_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
+            "openai": ("NBP_API_KEY", "OPENAI_API_KEY")}
+SIM_TIME_SCALE = 0.05  # the no-key simulator plays a typical 4K call (~120 s) in ~6 s
+SIM_KEY = "simulator-key"  # the simulator wants some key, like the real services
+DEFAULT_CONCURRENCY = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    provider: str
+    base_url: str | None  # None for "sim": the session starts one on demand
+    model: str
+    api_key: str | None = field(repr=False)
+    home: Path
+    time_scale: float
+    allow_insecure_http: bool = False
+    max_concurrency: int = DEFAULT_CONCURRENCY
+    sim_profile: str = "typical"
+
+    @property
+    def wire(self) -> str:
+        """The wire format spoken: the simulator speaks Gemini's."""
+        return "gemini" if self.provider == "sim" else self.provider
+
+    def describe(self) -> dict[str, object]:
+        """What `%nbp_config` shows: everything but the key, which is only said to exist."""
+        return {"provider": self.provider, "base_url": self.base_url or "(built-in simulator)",
+                "model": self.model, "api_key": "set" if self.api_key else "not set",
+                "home": str(self.home), "time_scale": self.time_scale,
+                "allow_insecure_http": self.allow_insecure_http,
+                "max_concurrency": self.max_concurrency, "sim_profile": self.sim_profile}
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def _key_from_env(provider: str) -> str | None:
+    for name in KEY_VARS.get(provider, ()):
+        if _env(name):
+            return _env(name)
+    return None
+
+
+def default_provider() -> str:
+    """NBP_PROVIDER, else whichever provider has a key in the environment, else the simulator."""
+    chosen = _env("NBP_PROVIDER")
+    if chosen:
+        return chosen.lower()
+    if _env("GEMINI_API_KEY") or _env("GOOGLE_API_KEY"):
+        return "gemini"
+    if _env("OPENAI_API_KEY"):
+        return "openai"
+    if _env("NBP_API_KEY"):
+        return "gemini"
+    return "sim"
+
+
+def resolve(*, provider: str | None = None, base_url: str | None = None,
+            model: str | None = None, api_key: str | None = None,
+            time_scale: float | None = None, home: str | Path | None = None,
+            allow_insecure_http: bool | None = None, max_concurrency: int | None = None,
+            sim_profile: str | None = None) -> Settings:
+    """Settings for one call; raises ConfigError with a fix when they cannot work."""
+    provider = (provider or default_provider()).lower()
+    if provider not in PROVIDERS:
+        raise ConfigError(f"unknown provider {provider!r}",
+                          hint=f"use one of {', '.join(PROVIDERS)}")
+    if provider == "sim":
+        key, url = api_key or SIM_KEY, base_url
+    else:
+        key = api_key or _key_from_env(provider)
+        if not key:
+            names = " or ".join(KEY_VARS[provider])
+            raise ConfigError(f"no API key for provider {provider!r}",
+                              hint=f"set {names}, or use provider='sim' to try the simulator")
+        url = base_url or _env("NBP_BASE_URL") or DEFAULT_BASE_URLS[provider]
+    if url is not None:
+        url = normalize_base_url(url)
+    if time_scale is None:
+        env_scale = _env("NBP_TIME_SCALE")
+        time_scale = float(env_scale) if env_scale else (
+            SIM_TIME_SCALE if provider == "sim" else 1.0)
+    if not time_scale > 0:
+        raise ConfigError(f"time_scale must be > 0, got {time_scale!r}")
+    allow = allow_insecure_http if allow_insecure_http is not None else (
+        _env("NBP_ALLOW_INSECURE_HTTP") in ("1", "true", "yes"))
+    settings = Settings(
+        provider=provider, base_url=url,
+        model=model or _env("NBP_MODEL") or DEFAULT_MODELS[provider], api_key=key,
+        home=Path(home or _env("NBP_HOME") or "nbp-output"), time_scale=float(time_scale),
+        allow_insecure_http=allow,
+        max_concurrency=max_concurrency or int(_env("NBP_MAX_CONCURRENCY") or DEFAULT_CONCURRENCY),
+        sim_profile=sim_profile or _env("NBP_SIM_PROFILE") or "typical")
+    if url is not None:
+        check_transport(url, allow)
+    return settings
+
+
+def normalize_base_url(url: str) -> str:
+    """Accept 'https://host', 'https://host/' or 'https://host/v1'; return 'https://host'."""
+    text = url.strip().rstrip("/")
+    for suffix in ("/v1beta", "/v1"):
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"base URL {url!r} is not an http(s) URL",
+                          hint="e.g. https://generativelanguage.googleapis.com")
+    return text
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(url: str, allow_insecure_http: bool) -> None:
+    """Refuse to send a key over plain http to anything but this machine, unless allowed."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not is_loopback(parts.hostname or "") \
+            and not allow_insecure_http:
+        raise InsecureTransport(
+            f"refusing to send the API key over plain http to {parts.hostname}")

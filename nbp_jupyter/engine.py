@@ -1,0 +1,306 @@
+"""Runs one job: asks the policy, sends each attempt, checks the image, records everything.
+
+The only module that does network I/O. Foreign errors (httpx, asyncio timeouts, Pillow)
+become nbp_jupyter errors here, at one border.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+from PIL import Image
+
+from . import policy as pol
+from . import pricing, providers, sizes
+from .config import Settings
+from .errors import (AttemptError, AttemptTimeout, BadResponse, Cancelled, ConnectionFailed,
+                     NbpError)
+from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
+from .store import Store
+from .types import Attempt, GenerationResult, Request
+
+# Split timeouts [seed 2]: connect 10 s, write 30 s (a request with 14 reference images is
+# up to 20 MB), pool 10 s; read is the attempt's own timeout from the policy.
+CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
+MAX_BODY_BYTES = 128 * 1024 * 1024  # a 4K PNG is 10-25 MB, ~34 MB as base64 JSON [seed]
+# TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
+# during a silent 4K call: first probe after 30 s, then every 15 s.
+KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
+    (socket.IPPROTO_TCP, getattr(socket, name), value)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4))
+    if hasattr(socket, name)]
+
+
+@dataclass
+class Plan:
+    """Everything one job needs; `base_url` is resolved (the simulator's when provider=sim)."""
+
+    job_id: str
+    request: Request
+    settings: Settings
+    base_url: str
+    policy: pol.RetryPolicy
+    rng: random.Random = field(default_factory=random.Random)
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+@dataclass
+class _Delivered:
+    data: bytes
+    width: int
+    height: int
+    fmt: str
+    resolution: str
+    cost: float
+    simulated: bool
+    silent: bool
+    detail: str
+
+
+class Engine:
+    def __init__(self, store_for: Callable[[Settings], Store]):
+        self._store_for = store_for
+        self._clients: dict[tuple[str, int], httpx.AsyncClient] = {}
+
+    def client(self, base_url: str, limit: int) -> httpx.AsyncClient:
+        """One pooled HTTP/1.1 client per endpoint (FACTS.md: HTTP/1.1 for long calls)."""
+        key = (base_url, limit)
+        if key not in self._clients:
+            transport = httpx.AsyncHTTPTransport(
+                http1=True, http2=False, socket_options=KEEPALIVE, retries=0,
+                limits=httpx.Limits(max_connections=limit * 2, max_keepalive_connections=limit))
+            self._clients[key] = httpx.AsyncClient(transport=transport, trust_env=False,
+                                                   follow_redirects=False)
+        return self._clients[key]
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+
+    async def run(self, plan: Plan, emit: Callable[[Event], None]) -> GenerationResult:
+        loop = asyncio.get_running_loop()
+        settings, request, scale = plan.settings, plan.request, plan.settings.time_scale
+        store = self._store_for(settings)
+        ladder = plan.policy.ladder
+        start = loop.time()
+        history: list[pol.Past] = []
+        attempts: list[Attempt] = []
+        unknown_cost = 0.0
+        delivered: _Delivered | None = None
+        error: str | None = None
+        status = "failed"
+        image_path = None
+        pending = None  # (fields, start time, list price) of the attempt on the wire
+        await asyncio.to_thread(store.begin_job, plan.job_id, request, settings.model)
+        try:
+            while True:
+                now = (loop.time() - start) / scale
+                decision = pol.decide(plan.policy, history, now, plan.rng.random())
+                if isinstance(decision, pol.Stop):
+                    if attempts and attempts[-1].outcome != "ok":
+                        error = f"{attempts[-1].detail} ({decision.reason})"
+                    else:
+                        error = decision.reason
+                    break
+                previous = history[-1].rung if history else 0
+                if decision.rung != previous:
+                    emit(FellBack(plan.job_id, ladder[previous].label(),
+                                  ladder[decision.rung].label(), decision.reason))
+                if decision.wait_s > 0:
+                    emit(Waiting(plan.job_id, decision.wait_s, decision.reason))
+                    await asyncio.sleep(decision.wait_s * scale)
+                rung = ladder[decision.rung]
+                model = rung.model or settings.model
+                number = len(attempts) + 1
+                tries = sum(1 for p in history if p.rung == decision.rung) + 1
+                estimate = pricing.image_price(model, rung.resolution)
+                await asyncio.to_thread(store.begin_attempt, plan.job_id, number,
+                                        rung.resolution, model, settings.provider,
+                                        decision.wait_s, estimate)
+                emit(AttemptStarted(plan.job_id, number, rung.resolution, model,
+                                    decision.timeout_s, tries,
+                                    plan.policy.attempts.get(rung.resolution, 1)))
+                began = loop.time()
+                common = dict(number=number, resolution=rung.resolution, model=model,
+                              provider=settings.provider, waited_s=decision.wait_s)
+                pending = (common, began, estimate)
+                try:
+                    got = await self._attempt(plan, rung.resolution, model, decision.timeout_s)
+                except AttemptError as exc:
+                    pending = None
+                    took = (loop.time() - began) / scale
+                    cost = (pricing.cost(model, rung.resolution, exc.tokens)
+                            if exc.billed == "yes" else 0.0)
+                    if exc.billed == "unknown":
+                        unknown_cost += estimate
+                    attempt = Attempt(**common, outcome=exc.outcome, http_status=exc.http_status,
+                                      elapsed_s=took, billed=exc.billed, cost_usd=cost,
+                                      detail=exc.one_line())
+                    attempts.append(attempt)
+                    history.append(pol.Past(decision.rung, exc.outcome, now + decision.wait_s,
+                                            took, decision.timeout_s, exc.retry_after_s))
+                    await asyncio.to_thread(store.end_attempt, plan.job_id, attempt)
+                    emit(AttemptFailed(plan.job_id, attempt, exc.hint))
+                    continue
+                pending = None
+                took = (loop.time() - began) / scale
+                delivered = got
+                attempt = Attempt(**common, outcome="ok", http_status=200, elapsed_s=took,
+                                  billed="yes", cost_usd=got.cost, detail=got.detail,
+                                  width=got.width, height=got.height)
+                attempts.append(attempt)
+                history.append(pol.Past(decision.rung, "ok", now, took, decision.timeout_s))
+                # A paid image reaches the disk and the ledger even if a cancel lands now.
+                image_path = await _finish_anyway(asyncio.to_thread(
+                    _keep, store, plan.job_id, request.prompt, got, attempt))
+                status = "done"
+                break
+        except asyncio.CancelledError:
+            status, error = "cancelled", "cancelled by you"
+            if pending is not None:  # the request was out: it may still be made and billed
+                common, began, estimate = pending
+                unknown_cost += estimate
+                attempt = Attempt(**common, outcome="cancelled", http_status=None,
+                                  elapsed_s=(loop.time() - began) / scale, billed="unknown",
+                                  cost_usd=0.0, detail=Cancelled("cancelled mid-flight").one_line())
+                attempts.append(attempt)
+                store.end_attempt(plan.job_id, attempt)
+        result = GenerationResult(
+            success=delivered is not None, requested=request.size,
+            resolution=delivered.resolution if delivered else None,
+            downgraded=bool(delivered) and sizes.rank(delivered.resolution) < sizes.rank(request.size),
+            width=delivered.width if delivered else None,
+            height=delivered.height if delivered else None,
+            image_path=image_path,
+            model=attempts[-1].model if attempts else settings.model, attempts=attempts,
+            elapsed_s=(loop.time() - start) / scale,
+            cost_usd=round(sum(a.cost_usd for a in attempts), 6),
+            cost_unknown_usd=round(unknown_cost, 6), error=None if delivered else error,
+            simulated=settings.provider == "sim" or bool(delivered and delivered.simulated),
+            prompt=request.prompt, job_id=plan.job_id,
+            silent_downgrade=bool(delivered and delivered.silent))
+        store.finish_job(result, status)
+        emit(Finished(plan.job_id, result))
+        return result
+
+    async def _attempt(self, plan: Plan, resolution: str, model: str,
+                       timeout_s: float) -> _Delivered:
+        settings = plan.settings
+        scale = settings.time_scale
+        wire = providers.for_wire(settings.wire)
+        http_request = wire.build(plan.request, resolution, model, plan.base_url,
+                                  settings.api_key or "")
+        budget = timeout_s * scale
+        http_request.extensions["timeout"] = httpx.Timeout(
+            budget, connect=min(CONNECT_S * scale, budget), write=WRITE_S * scale,
+            pool=POOL_S * scale).as_dict()
+        client = self.client(plan.base_url, settings.max_concurrency)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        # The wall clock bounds the whole attempt: a slow drip cannot dodge it.
+        status, headers, body = await _bounded(
+            _fetch(client, http_request, plan.max_body_bytes), budget, timeout_s)
+        parsed = await asyncio.to_thread(wire.parse, status, headers, body)
+        if parsed.url:  # fetched without our key: the link is the gateway's business
+            left = max(budget - (loop.time() - began), 0.001)
+            get = client.build_request("GET", parsed.url)
+            get.extensions["timeout"] = httpx.Timeout(left).as_dict()
+            code, _, data = await _bounded(_fetch(client, get, plan.max_body_bytes), left,
+                                           timeout_s)
+            if code != 200:
+                raise BadResponse(f"image URL answered HTTP {code}", http_status=code,
+                                  billed="unknown")
+            parsed = type(parsed)(**{**parsed.__dict__, "data": data, "url": None})
+        return await asyncio.to_thread(_check, parsed, plan.request, resolution, model)
+
+
+def _keep(store: Store, job_id: str, prompt: str, got: _Delivered, attempt: Attempt):
+    path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
+    store.end_attempt(job_id, attempt)
+    return path
+
+
+async def _finish_anyway(coro):
+    """Await `coro` to the end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        return await task
+
+
+async def _bounded(coro, budget: float, timeout_s: float):
+    try:
+        return await asyncio.wait_for(coro, budget)
+    except asyncio.TimeoutError:
+        raise AttemptTimeout(f"no complete answer within {timeout_s:.0f} s") from None
+
+
+async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
+                 cap: int) -> tuple[int, httpx.Headers, bytes]:
+    """Send and read the whole body, refusing more than `cap` bytes while it streams."""
+    try:
+        response = await client.send(request, stream=True)
+        try:
+            declared = int(response.headers.get("content-length") or 0)
+            if declared > cap:
+                raise BadResponse(f"answer of {declared} bytes is over the {cap}-byte cap",
+                                  http_status=response.status_code, billed="unknown")
+            chunks, total = [], 0
+            async for chunk in response.aiter_raw():
+                total += len(chunk)
+                if total > cap:
+                    raise BadResponse(f"answer over the {cap}-byte cap",
+                                      http_status=response.status_code, billed="unknown")
+                chunks.append(chunk)
+            return response.status_code, response.headers, b"".join(chunks)
+        finally:
+            await response.aclose()
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise ConnectionFailed(f"could not connect to {request.url.host}: {_why(exc)}",
+                               billed="no", hint="check NBP_BASE_URL and the network") from None
+    except httpx.TimeoutException as exc:
+        raise AttemptTimeout(f"no data for too long ({type(exc).__name__})") from None
+    except httpx.TransportError as exc:
+        raise ConnectionFailed(f"connection lost mid-answer: {_why(exc)}", billed="unknown",
+                               hint="a proxy or NAT may have cut the idle connection") from None
+
+
+def _why(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:120] or type(exc).__name__
+
+
+def _check(parsed, request: Request, asked: str, model: str) -> _Delivered:
+    """Decode the image and compare it with what was asked; a 200 is not trusted blindly."""
+    try:
+        with Image.open(io.BytesIO(parsed.data)) as image:
+            image.verify()
+            width, height, fmt = image.width, image.height, (image.format or "png").lower()
+    except Exception as exc:  # Pillow raises many kinds for bad bytes
+        raise BadResponse(f"the image does not decode ({type(exc).__name__})",
+                          http_status=200, billed="unknown") from None
+    resolution = sizes.resolution_of(width, height)
+    if parsed.output_tokens is not None and asked == "4K" and resolution == "4K" \
+            and parsed.output_tokens < sizes.OUTPUT_TOKENS["4K"]:
+        resolution = "2K"  # 4K pixels billed as 2K tokens: upscaled, not a 4K generation
+    silent = sizes.rank(resolution) < sizes.rank(asked)
+    notes = [f"{width}x{height}"]
+    if silent:
+        notes.append(f"asked {asked}, the service delivered {resolution}")
+    elif (width, height) != sizes.pixels(asked, request.aspect):
+        notes.append(f"expected {sizes.pixels(asked, request.aspect)} for {request.aspect}")
+    if parsed.skipped_thoughts:
+        notes.append(f"skipped {parsed.skipped_thoughts} draft image(s)")
+    cost = pricing.cost(model, resolution, parsed.output_tokens, parsed.input_tokens)
+    return _Delivered(parsed.data, width, height, "jpg" if fmt == "jpeg" else fmt, resolution,
+                      cost, parsed.simulated, silent, "; ".join(notes))
+
+
+__all__ = ["Engine", "Plan", "NbpError"]

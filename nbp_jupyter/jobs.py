@@ -1,0 +1,252 @@
+"""The background loop and Job handles.
+
+One asyncio loop runs in a daemon thread for the whole process (a kernel), so submitting
+never blocks and nothing depends on the kernel's own loop, which freezes while a cell
+blocks (FACTS.md "Notebook plumbing"). Blocking calls wait on a threading.Event; async
+callers await a future bound to their own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from . import sim
+from .config import Settings
+from .engine import Engine, Plan
+from .errors import NbpError
+from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
+from .policy import RetryPolicy
+from .store import Store
+from .types import GenerationResult, Request
+
+STATES = ("queued", "running", "retrying", "fell_back", "done", "failed", "cancelled")
+
+
+class Job:
+    """A handle on one generation running in the background."""
+
+    def __init__(self, job_id: str, request: Request, settings: Settings):
+        self.id = job_id
+        self.request = request
+        self.status = "queued"
+        self.attempt = 0  # number of the attempt under way or last made
+        self.resolution = request.size
+        self.timeout_s: float | None = None
+        self.attempt_started: float | None = None  # time.monotonic() of the current attempt
+        self.submitted = time.monotonic()
+        self.events: list[Event] = []
+        self.max_on_rung = 1
+        self.tries_on_rung = 0
+        self._settings = settings
+        self._result: GenerationResult | None = None
+        self._finished = threading.Event()
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._cancel_requested = False
+        self._listeners: list[Callable[[Job, Event], None]] = []
+        self._lock = threading.Lock()
+
+    # ----- what users call -------------------------------------------------------------
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def result(self, timeout: float | None = None) -> GenerationResult:
+        """Wait for the result (Ctrl-C / Interrupt stops waiting, not the job)."""
+        if not self._finished.wait(timeout):
+            raise TimeoutError(f"job {self.id} is still {self.status} after {timeout} s; "
+                               "call result() again or cancel() it")
+        assert self._result is not None
+        return self._result
+
+    def cancel(self) -> bool:
+        """Stop the job; an attempt on the wire is aborted and recorded as billed=unknown."""
+        if self.done():
+            return False
+        self._cancel_requested = True
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        return True
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.submitted
+
+    def add_listener(self, fn: Callable[[Job, Event], None]) -> None:
+        """Call fn(job, event) on the background thread for each event (and at once for
+        the end, if the job already finished)."""
+        with self._lock:
+            self._listeners.append(fn)
+            finished = self._result is not None
+        if finished:
+            fn(self, Finished(self.id, self._result))
+
+    def __repr__(self) -> str:
+        minutes, secs = divmod(int(self.elapsed_s), 60)
+        return (f"<Job {self.id} {self.request.size} {self.status} attempt {self.attempt} "
+                f"{minutes:02d}:{secs:02d}>")
+
+    # ----- fed by the engine (background thread) ---------------------------------------
+    def _on_event(self, event: Event) -> None:
+        self.events.append(event)
+        if isinstance(event, AttemptStarted):
+            self.attempt, self.resolution = event.number, event.resolution
+            self.timeout_s, self.attempt_started = event.timeout_s, time.monotonic()
+            self.tries_on_rung, self.max_on_rung = event.tries_on_rung, event.max_on_rung
+            if event.number == 1:  # later attempts keep "retrying" / "fell_back"
+                self.status = "running"
+        elif isinstance(event, (AttemptFailed, Waiting)):
+            self.status = "retrying"
+        elif isinstance(event, FellBack):
+            self.status = "fell_back"
+        elif isinstance(event, Finished):
+            self._result = event.result
+            self.status = ("done" if event.result.success else
+                           "cancelled" if self._cancel_requested else "failed")
+        with self._lock:
+            listeners = list(self._listeners)
+        for fn in listeners:
+            try:
+                fn(self, event)
+            except Exception:  # a broken display must not break the job
+                pass
+        if isinstance(event, Finished):
+            self._finished.set()
+
+
+class Session:
+    """Per-process state: the loop thread, the engine, stores and on-demand simulators."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stores: dict[str, Store] = {}
+        self._sims: dict[tuple[str, float], sim.SimServer] = {}
+        self._semaphores: dict[int, asyncio.Semaphore] = {}
+        self.engine = Engine(self.store)
+        self.jobs: dict[str, Job] = {}
+        self.id = uuid.uuid4().hex[:12]
+        self._ids = itertools.count(1)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever,
+                                                name="nbp-jobs", daemon=True)
+                self._thread.start()
+            return self._loop
+
+    def store(self, settings: Settings) -> Store:
+        key = str(settings.home.expanduser().resolve())
+        with self._lock:
+            if key not in self._stores:
+                self._stores[key] = Store(settings.home, session=self.id)
+            return self._stores[key]
+
+    def sim_url(self, settings: Settings) -> str:
+        """The URL of a simulator playing at this time scale, started on first use."""
+        key = (settings.sim_profile, settings.time_scale)
+        with self._lock:
+            if key not in self._sims:
+                self._sims[key] = sim.start(profile=settings.sim_profile,
+                                            time_scale=settings.time_scale,
+                                            seed=int.from_bytes(os.urandom(4), "big"))
+            return self._sims[key].url
+
+    def submit(self, request: Request, settings: Settings, policy: RetryPolicy,
+               listener: Callable[[Job, Event], None] | None = None) -> Job:
+        base_url = settings.base_url or self.sim_url(settings)
+        self.store(settings)  # create the ledger now: errors surface in the caller's cell
+        job_id = f"{next(self._ids):03d}{uuid.uuid4().hex[:3]}"
+        job = Job(job_id, request, settings)
+        if listener is not None:
+            job.add_listener(listener)
+        self.jobs[job_id] = job
+        plan = Plan(job_id=job_id, request=request, settings=settings, base_url=base_url,
+                    policy=policy, rng=random.Random())
+        job._loop = self.loop
+        asyncio.run_coroutine_threadsafe(self._run(job, plan), job._loop)
+        return job
+
+    async def _run(self, job: Job, plan: Plan) -> None:
+        job._task = asyncio.current_task()
+        if job._cancel_requested:  # cancelled before the loop got to it
+            job._task.cancel()
+        limit = plan.settings.max_concurrency
+        semaphore = self._semaphores.setdefault(limit, asyncio.Semaphore(limit))
+        try:
+            async with semaphore:
+                await self.engine.run(plan, job._on_event)
+        except asyncio.CancelledError:
+            if not job.done():  # cancelled while queued: nothing was sent
+                job._on_event(Finished(job.id, _cancelled_before_start(plan)))
+        except BaseException as exc:  # a bug must still end the job, with a message
+            if not job.done():
+                job._on_event(Finished(job.id, _crashed(plan, exc)))
+
+    def running(self) -> list[Job]:
+        return [job for job in self.jobs.values() if not job.done()]
+
+    def shutdown(self) -> None:
+        """Cancel everything, close sockets, stop simulators (tests and unload)."""
+        for job in self.running():
+            job.cancel()
+        for job in list(self.jobs.values()):
+            job._finished.wait(5)
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self.engine.aclose(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            self._loop.close()
+        for server in self._sims.values():
+            server.stop()
+        for store in self._stores.values():
+            store.close()
+
+
+def _empty_result(plan: Plan, error: str) -> GenerationResult:
+    return GenerationResult(
+        success=False, requested=plan.request.size, resolution=None, downgraded=False,
+        width=None, height=None, image_path=None, model=plan.settings.model, attempts=[],
+        elapsed_s=0.0, cost_usd=0.0, cost_unknown_usd=0.0, error=error,
+        simulated=plan.settings.provider == "sim", prompt=plan.request.prompt, job_id=plan.job_id)
+
+
+def _cancelled_before_start(plan: Plan) -> GenerationResult:
+    return _empty_result(plan, "cancelled before any request was sent (nothing billed)")
+
+
+def _crashed(plan: Plan, exc: BaseException) -> GenerationResult:
+    text = exc.one_line() if isinstance(exc, NbpError) else f"{type(exc).__name__}: {exc}"
+    return _empty_result(plan, f"internal error: {text}")
+
+
+_session: Session | None = None
+_session_lock = threading.Lock()
+
+
+def session() -> Session:
+    """The one per-process session, created on first use."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = Session()
+        return _session
+
+
+def reset_session() -> None:
+    """Shut the session down and forget it (tests; %unload_ext)."""
+    global _session
+    with _session_lock:
+        current, _session = _session, None
+    if current is not None:
+        current.shutdown()

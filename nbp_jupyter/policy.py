@@ -1,0 +1,180 @@
+"""When to try again, at which size, after how long: pure decisions on plain data.
+
+Given what happened so far and the clock, `decide` answers "wait W s, then try rung R with
+timeout T" or "stop". No sockets, no sleeping, no randomness of its own (the caller passes
+a number in [0, 1) for jitter), so every decision is testable without a network.
+
+How it differs from the seed articles' fixed "3 tries at 4K, 60 s doubling, then 2K":
+- A fast refusal (503, 429, 500 in a second or two) costs nothing, so it is retried soon,
+  with short exponential backoff and jitter; the server's own delay wins when given.
+- A slow failure (a timeout, a 504 after the server's 600 s limit, a connection cut after
+  minutes) means the tier is saturated now; another try at the same size would likely burn
+  another ten minutes, so the policy steps down the ladder at once when it may.
+- With a deadline, an attempt is only started if its resolution's median latency fits in
+  what is left, and its timeout never runs past the deadline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import sizes
+from .errors import FINAL_OUTCOMES
+
+# Per-attempt timeouts (seconds).
+# 4K 660 s: the server gives up at 600 s [seed]; one more minute carries a 25 MB body home
+#   (seed 1 recommends 660 s).
+# 2K 300 s: P99 latency is 180 s [seed]; 300 s is seed 2's figure and leaves the January
+#   2026 slowdown (180 s+) room.
+# 1K 240 s: P99 is 150 s [seed]; seed 1's 60 s would cut a quarter of normal 1K calls
+#   (P50 45 s, P95 90 s), seed 2's 300 s waits a minute longer than any healthy call.
+DEFAULT_TIMEOUTS: dict[str, float] = {"1K": 240.0, "2K": 300.0, "4K": 660.0}
+# Tries per rung: the seed's 3 at 4K, 2 at 2K; 3 at 1K because it is the last resort.
+DEFAULT_ATTEMPTS: dict[str, int] = {"1K": 3, "2K": 2, "4K": 3}
+# Published latency P50 and P95 per resolution [seed]. The median is what an attempt needs
+# to have a fair chance; both are what the status line promises before we have our own.
+PUBLISHED_LATENCY: dict[str, tuple[float, float]] = {
+    "1K": (45.0, 90.0), "2K": (65.0, 120.0), "4K": (120.0, 170.0)}
+MEDIAN_LATENCY: dict[str, float] = {r: p50 for r, (p50, _) in PUBLISHED_LATENCY.items()}
+SLOW_FAILURE_SHARE = 0.5  # a failure after half the timeout counts as slow
+SLOW_OUTCOMES = frozenset({"timeout"})
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One step of the ladder: a resolution and, optionally, another model."""
+
+    resolution: str
+    model: str | None = None
+
+    def label(self) -> str:
+        return self.resolution if self.model is None else f"{self.model}@{self.resolution}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    ladder: tuple[Rung, ...]
+    attempts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ATTEMPTS))
+    timeouts: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    wait_initial: float = 2.0  # first backoff after a fast failure
+    wait_max: float = 60.0
+    wait_jitter: float = 2.0  # up to this many seconds added at random
+    max_server_wait: float = 300.0  # a longer server-given delay: step down instead, if we may
+    deadline: float | None = None  # whole job, seconds from its start
+    step_down_on_slow_failure: bool = True
+
+
+@dataclass(frozen=True)
+class Past:
+    """What the policy needs to know about one finished attempt."""
+
+    rung: int
+    outcome: str
+    started_s: float
+    elapsed_s: float
+    timeout_s: float
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Try:
+    rung: int
+    wait_s: float
+    timeout_s: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Stop:
+    reason: str
+
+
+def build_ladder(size: str, fallback: bool | list[str] | tuple[str, ...] | str = True,
+                 model: str | None = None) -> tuple[Rung, ...]:
+    """The rungs to climb down. `fallback` is True (every smaller size), False, or a list of
+    sizes and/or model names ('2K', '1K', 'gemini-2.5-flash-image', 'model@1K')."""
+    first = Rung(sizes.normalize_resolution(size))
+    if fallback is True:
+        rest = [Rung(r) for r in reversed(sizes.RESOLUTIONS) if sizes.rank(r) < sizes.rank(first.resolution)]
+    elif not fallback:
+        rest = []
+    else:
+        items = fallback.split(",") if isinstance(fallback, str) else list(fallback)
+        rest = [parse_rung(item, first.resolution) for item in items if str(item).strip()]
+    return (first, *rest)
+
+
+def parse_rung(item: str, default_resolution: str) -> Rung:
+    text = str(item).strip()
+    if "@" in text:
+        name, res = text.rsplit("@", 1)
+        return Rung(sizes.normalize_resolution(res), name.strip())
+    if re.fullmatch(r"\d+k", text, re.IGNORECASE):  # looks like a size: must be one
+        return Rung(sizes.normalize_resolution(text))
+    return Rung(default_resolution, text)
+
+
+def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float = 0.0) -> Try | Stop:
+    """The next step after `history` (oldest first) at time `now` (seconds since job start)."""
+    if not history:
+        return _fit(policy, 0, 0.0, now, "first attempt")
+    last = history[-1]
+    if last.outcome == "ok":
+        return Stop("done")
+    if last.outcome in FINAL_OUTCOMES:
+        return Stop(f"{last.outcome}: not worth retrying")
+    rung = last.rung
+    tries_here = sum(1 for p in history if p.rung == rung)
+    fails_in_row = _trailing(history, rung)
+    has_lower = rung + 1 < len(policy.ladder)
+    resolution = policy.ladder[rung].resolution
+    slow = last.outcome in SLOW_OUTCOMES or last.elapsed_s >= SLOW_FAILURE_SHARE * last.timeout_s
+    server_wait = last.retry_after_s
+
+    stay = tries_here < policy.attempts.get(resolution, 1)
+    reason = f"retry {policy.ladder[rung].label()}"
+    if stay and has_lower and slow and policy.step_down_on_slow_failure:
+        stay, reason = False, f"slow failure at {resolution}: step down"
+    if stay and has_lower and server_wait is not None and server_wait > policy.max_server_wait:
+        stay, reason = False, f"server asks for {server_wait:.0f} s: step down instead"
+
+    if stay:
+        if server_wait is not None:
+            wait = server_wait
+        else:
+            wait = min(policy.wait_max, policy.wait_initial * 2 ** (fails_in_row - 1))
+            wait += policy.wait_jitter * jitter
+        return _fit(policy, rung, wait, now, reason)
+    if not has_lower:
+        return Stop(f"gave up after {tries_here} attempt(s) at {policy.ladder[rung].label()}")
+    # Stepping down: a slow failure already waited long enough; a fast one backs off briefly.
+    wait = 0.0 if slow else policy.wait_initial + policy.wait_jitter * jitter
+    if server_wait is not None and server_wait <= policy.max_server_wait:
+        wait = server_wait
+    if not reason.startswith(("slow", "server")):
+        reason = f"{tries_here} failure(s) at {policy.ladder[rung].label()}: step down"
+    return _fit(policy, rung + 1, wait, now, reason)
+
+
+def _fit(policy: RetryPolicy, rung: int, wait: float, now: float, reason: str) -> Try | Stop:
+    """Try `rung` (or a lower one) if its median latency fits before the deadline."""
+    for index in range(rung, len(policy.ladder)):
+        resolution = policy.ladder[index].resolution
+        timeout = policy.timeouts[resolution]
+        if policy.deadline is None:
+            return Try(index, wait, timeout, reason)
+        left = policy.deadline - now - wait
+        if left >= MEDIAN_LATENCY[resolution]:
+            why = reason if index == rung else f"{reason}; {resolution} is what fits the deadline"
+            return Try(index, wait, min(timeout, left), why)
+    return Stop("deadline: no attempt can finish in the time left")
+
+
+def _trailing(history: list[Past], rung: int) -> int:
+    count = 0
+    for past in reversed(history):
+        if past.rung != rung or past.outcome == "ok":
+            break
+        count += 1
+    return count

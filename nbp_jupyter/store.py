@@ -1,0 +1,190 @@
+"""The ledger (SQLite, WAL) and the image folder: the only place nbp_jupyter writes files.
+
+Every job and attempt gets a row before the network is touched, so a kernel that dies
+mid-call leaves a trace that the next session marks as interrupted, with the attempt's
+list price counted as unknown cost. Images are written to a temporary name and renamed,
+so a half-written file is never taken for an image.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+from .types import Attempt, GenerationResult, Request
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, session TEXT, pid INTEGER, created REAL, finished REAL,
+    prompt TEXT, requested TEXT, aspect TEXT, model TEXT, provider TEXT, status TEXT,
+    resolution TEXT, width INTEGER, height INTEGER, image_path TEXT, attempts INTEGER,
+    elapsed_s REAL, cost_usd REAL DEFAULT 0, cost_unknown_usd REAL DEFAULT 0, error TEXT,
+    simulated INTEGER, downgraded INTEGER, silent_downgrade INTEGER
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id TEXT, number INTEGER, started REAL, resolution TEXT, model TEXT, provider TEXT,
+    outcome TEXT, http_status INTEGER, waited_s REAL, elapsed_s REAL, billed TEXT,
+    cost_usd REAL, detail TEXT, width INTEGER, height INTEGER, estimate_usd REAL,
+    PRIMARY KEY (job_id, number)
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
+"""
+LEDGER_NAME = "ledger.sqlite"
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe piece of a prompt: it can never hold a path separator or '..'."""
+    words = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return words[:limit].rstrip("-") or "image"
+
+
+class Store:
+    def __init__(self, home: Path | str, session: str | None = None):
+        self.home = Path(home).expanduser().resolve()
+        self.images = self.home / "images"
+        self.images.mkdir(parents=True, exist_ok=True)
+        self.session = session or uuid.uuid4().hex[:12]
+        self.path = self.home / LEDGER_NAME
+        if not self.path.exists():  # owner-only: prompts and spending are private
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(SCHEMA)
+        self.recover()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, args: tuple | dict = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    # ----- jobs and attempts -----------------------------------------------------------
+    def begin_job(self, job_id: str, request: Request, model: str) -> None:
+        self._write(
+            "INSERT INTO jobs (id, session, pid, created, prompt, requested, aspect, model,"
+            " provider, status, attempts, simulated) VALUES (?,?,?,?,?,?,?,?,?,?,0,?)",
+            (job_id, self.session, os.getpid(), time.time(), request.prompt, request.size,
+             request.aspect, model, request.provider, "running",
+             int(request.provider == "sim")))
+
+    def begin_attempt(self, job_id: str, number: int, resolution: str, model: str,
+                      provider: str, waited_s: float, estimate_usd: float) -> None:
+        """An attempt about to go out: if we die now, it may still be billed."""
+        self._write(
+            "INSERT OR REPLACE INTO attempts (job_id, number, started, resolution, model,"
+            " provider, outcome, waited_s, billed, cost_usd, estimate_usd, detail)"
+            " VALUES (?,?,?,?,?,?,'running',?,'unknown',0,?,'in flight')",
+            (job_id, number, time.time(), resolution, model, provider, waited_s, estimate_usd))
+
+    def end_attempt(self, job_id: str, attempt: Attempt) -> None:
+        row = asdict(attempt)
+        self._write(
+            "UPDATE attempts SET outcome=:outcome, http_status=:http_status,"
+            " elapsed_s=:elapsed_s, billed=:billed, cost_usd=:cost_usd, detail=:detail,"
+            " width=:width, height=:height WHERE job_id=:job_id AND number=:number",
+            {**row, "job_id": job_id})
+        self._write("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
+
+    def finish_job(self, result: GenerationResult, status: str) -> None:
+        self._write(
+            "UPDATE jobs SET finished=?, status=?, resolution=?, width=?, height=?,"
+            " image_path=?, attempts=?, elapsed_s=?, cost_usd=?, cost_unknown_usd=?, error=?,"
+            " simulated=?, downgraded=?, silent_downgrade=? WHERE id=?",
+            (time.time(), status, result.resolution, result.width, result.height,
+             str(result.image_path) if result.image_path else None, len(result.attempts),
+             result.elapsed_s, result.cost_usd, result.cost_unknown_usd, result.error,
+             int(result.simulated), int(result.downgraded), int(result.silent_downgrade),
+             result.job_id))
+
+    # ----- images ----------------------------------------------------------------------
+    def save_image(self, job_id: str, prompt: str, resolution: str, data: bytes,
+                   ext: str = "png", folder: str | None = None) -> Path:
+        """Write atomically under home/images; the name comes from the prompt, safely."""
+        target_dir = self.images / folder if folder else self.images
+        target_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{stamp}-{job_id}-{slug(prompt)}-{resolution}.{re.sub(r'[^a-z0-9]', '', ext) or 'bin'}"
+        path = target_dir / name
+        tmp = target_dir / f".{name}.{uuid.uuid4().hex[:6]}.part"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return path
+
+    # ----- reading ---------------------------------------------------------------------
+    def jobs(self, *, limit: int | None = None, session: str | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM jobs", []
+        if session:
+            sql += " WHERE session=?"
+            args.append(session)
+        sql += " ORDER BY created DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, args)]
+
+    def attempts(self, job_id: str) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(
+                "SELECT * FROM attempts WHERE job_id=? ORDER BY number", (job_id,))]
+
+    def job(self, job_id: str) -> dict | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return dict(row) if row else None
+
+    def latencies(self, model: str, resolution: str, limit: int = 200) -> list[float]:
+        """Service seconds of the latest successful attempts for this model and size."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT elapsed_s FROM attempts WHERE model=? AND resolution=? AND outcome='ok'"
+                " ORDER BY started DESC LIMIT ?", (model, resolution, limit)).fetchall()
+        return [r[0] for r in rows if r[0] is not None]
+
+    # ----- after a crash ---------------------------------------------------------------
+    def recover(self) -> int:
+        """Mark jobs whose process is gone as interrupted; returns how many."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, pid FROM jobs WHERE status='running'").fetchall()
+        dead = [r["id"] for r in rows if r["pid"] != os.getpid() and not _alive(r["pid"])]
+        for job_id in dead:
+            with self._lock:
+                unknown = self._db.execute(
+                    "SELECT COALESCE(SUM(estimate_usd), 0) FROM attempts"
+                    " WHERE job_id=? AND outcome='running'", (job_id,)).fetchone()[0]
+                self._db.execute(
+                    "UPDATE attempts SET outcome='cancelled', billed='unknown', detail="
+                    "'interrupted: the kernel stopped during this attempt'"
+                    " WHERE job_id=? AND outcome='running'", (job_id,))
+                self._db.execute(
+                    "UPDATE jobs SET status='interrupted', cost_unknown_usd="
+                    "COALESCE(cost_unknown_usd, 0) + ?, error=? WHERE id=?",
+                    (unknown, "interrupted: the kernel stopped while this job ran", job_id))
+        return len(dead)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,98 @@
+"""The values that flow through nbp_jupyter: what was asked, each attempt, what came back.
+
+Times (`elapsed_s`, `waited_s`) are in service seconds: real seconds divided by the
+time scale, so a simulated 4K call reads like a real one whatever the scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ReferenceImage:
+    """An input image sent with the prompt (Gemini inlineData)."""
+
+    data: bytes = field(repr=False)
+    mime: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """One generation request, validated. The key is not part of it."""
+
+    prompt: str
+    size: str = "1K"
+    aspect: str = "1:1"
+    model: str = ""
+    provider: str = "sim"
+    images: tuple[ReferenceImage, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    number: int
+    resolution: str
+    model: str
+    provider: str
+    outcome: str  # one of errors.OUTCOMES
+    http_status: int | None
+    waited_s: float
+    elapsed_s: float
+    billed: str  # "yes" | "no" | "unknown"
+    cost_usd: float
+    detail: str
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationResult:
+    success: bool
+    requested: str
+    resolution: str | None  # what was delivered
+    downgraded: bool  # delivered below the request, by fallback or silently
+    width: int | None
+    height: int | None
+    image_path: Path | None
+    model: str
+    attempts: list[Attempt]
+    elapsed_s: float
+    cost_usd: float
+    cost_unknown_usd: float
+    error: str | None
+    simulated: bool
+    prompt: str = ""
+    job_id: str = ""
+    silent_downgrade: bool = False
+
+    def caption(self) -> str:
+        """One line a person can read: sizes, attempts, time, money, where the file is."""
+        got = self.resolution or "nothing"
+        parts = [f"{self.requested} → {got}", f"{len(self.attempts)} attempt"
+                 + ("s" if len(self.attempts) != 1 else ""), _clock(self.elapsed_s),
+                 f"${self.cost_usd:.3f}"]
+        if self.cost_unknown_usd:
+            parts.append(f"+ up to ${self.cost_unknown_usd:.3f} unknown")
+        if self.silent_downgrade:
+            parts.append("silently downgraded by the service")
+        if self.image_path:
+            parts.append(str(self.image_path))
+        if self.error:
+            parts.append(self.error)
+        if self.simulated:
+            parts.append("SIMULATED")
+        return " · ".join(parts)
+
+    def _repr_jpeg_(self) -> bytes | None:
+        if self.image_path and Path(self.image_path).exists():
+            from .preview import preview_jpeg
+            return preview_jpeg(Path(self.image_path))
+        return None
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"

@@ -1,0 +1,97 @@
+"""Settings, input checks and key handling: clear one-line errors, and the key stays secret."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import nbp_jupyter as nbp
+from nbp_jupyter import config
+from nbp_jupyter.errors import ConfigError, InsecureTransport
+
+FAKE_KEY = "AIzaFAKE-nbp-test-key-0123456789"
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"prompt": "  "}, "prompt is empty"),
+    ({"size": "8K"}, "unknown size '8K'"),
+    ({"aspect": "7:5"}, "unsupported aspect '7:5'"),
+    ({"images": ["/no/such/file.png"]}, "not found"),
+    ({"timeout": -3}, "timeout must be a positive"),
+    ({"retries": 1.5}, "retries must be a whole number"),
+    ({"fallback": "2K, 9K"}, "unknown size '9K'"),
+    ({"provider": "dalle"}, "unknown provider"),
+])
+def test_bad_input_is_one_clear_line_before_any_network_call(home, kwargs, words):
+    """Each mistake is a ConfigError whose single line says what is wrong."""
+    kwargs = {"prompt": "a cat", **kwargs}
+    with pytest.raises(ConfigError) as info:
+        nbp.submit(kwargs.pop("prompt"), provider=kwargs.pop("provider", "sim"), **kwargs)
+    assert words in info.value.one_line() and "\n" not in info.value.one_line()
+
+
+def test_no_key_for_a_real_provider_names_the_variables(home):
+    """Asking for Gemini without a key says which env vars to set, and about the simulator."""
+    with pytest.raises(ConfigError) as info:
+        config.resolve(provider="gemini")
+    line = info.value.one_line()
+    assert "GEMINI_API_KEY" in line and "provider='sim'" in line
+
+
+def test_no_key_anywhere_means_the_simulator(home):
+    """With no key in the environment the default provider is the simulator."""
+    assert config.resolve().provider == "sim"
+
+
+def test_key_in_env_picks_the_provider(home, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", FAKE_KEY)
+    settings = config.resolve()
+    assert settings.provider == "gemini" and settings.api_key == FAKE_KEY
+    assert FAKE_KEY not in repr(settings) and FAKE_KEY not in str(settings.describe())
+
+
+@pytest.mark.parametrize("url", ["http://example.com", "http://10.1.2.3:8080/v1"])
+def test_key_over_plain_http_to_another_host_is_refused(home, url):
+    """A key never goes over plain http off this machine unless the user opts in."""
+    with pytest.raises(InsecureTransport) as info:
+        config.resolve(provider="openai", base_url=url, api_key=FAKE_KEY)
+    assert "allow_insecure_http" in info.value.one_line()
+    assert FAKE_KEY not in info.value.one_line()
+    assert config.resolve(provider="openai", base_url=url, api_key=FAKE_KEY,
+                          allow_insecure_http=True).base_url.startswith("http://")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:1", "http://[::1]:9"])
+def test_loopback_http_is_fine(home, url):
+    assert config.resolve(provider="gemini", base_url=url, api_key=FAKE_KEY).base_url == url
+
+
+def test_key_never_reaches_results_ledger_or_files(home, make_sim):
+    """A recognisable key appears nowhere we write or show."""
+    server = make_sim(profile="ideal", time_scale=0.01, script="503, ok")
+    result = nbp.generate("a fox", provider="gemini", base_url=server.url, api_key=FAKE_KEY,
+                          time_scale=0.01)
+    job = nbp.submit("a fox", provider="gemini", base_url=server.url, api_key=FAKE_KEY,
+                     time_scale=0.01)
+    job.result(5)
+    assert FAKE_KEY not in repr(result) + repr(job) + result.caption() + str(nbp.history())
+    for path in home.rglob("*"):
+        if path.is_file():
+            assert FAKE_KEY.encode() not in path.read_bytes(), path
+    assert FAKE_KEY not in str(server.log)
+
+
+def test_ledger_is_private_to_its_owner(home):
+    """The ledger (prompts and spending) is created readable by its owner only."""
+    nbp.generate("a fox", provider="sim", time_scale=0.001, sim_profile="ideal")
+    ledger = home / "ledger.sqlite"
+    assert oct(ledger.stat().st_mode & 0o777) == "0o600"
+    assert sqlite3.connect(ledger).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_prompt_names_cannot_escape_home(home):
+    """A prompt full of path tricks still lands inside NBP_HOME/images."""
+    result = nbp.generate("../../etc/passwd /tmp/x \\..\\", provider="sim", time_scale=0.001,
+                          sim_profile="ideal")
+    assert result.image_path.resolve().parent == (home / "images").resolve()

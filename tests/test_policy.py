@@ -1,0 +1,121 @@
+"""Pure decisions of the retry/fallback policy: no network, no clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbp_jupyter.policy import (DEFAULT_TIMEOUTS, Past, RetryPolicy, Rung, Stop, Try,
+                                build_ladder, decide)
+
+
+def policy(size="4K", fallback=True, **kw):
+    return RetryPolicy(ladder=build_ladder(size, fallback), **kw)
+
+
+def fail(rung, outcome, elapsed=2.0, timeout=660.0, retry=None, started=0.0):
+    return Past(rung, outcome, started, elapsed, timeout, retry)
+
+
+def test_first_attempt_uses_the_resolution_timeout():
+    """A 4K call gets the long 4K timeout, not httpx's 5 s default."""
+    decision = decide(policy(), [], now=0.0)
+    assert decision == Try(0, 0.0, DEFAULT_TIMEOUTS["4K"], "first attempt")
+
+
+def test_fast_failure_retries_same_size_with_growing_jittered_backoff():
+    """Quick 503s are retried at the same size, waiting longer each time."""
+    p = policy(wait_initial=2.0, wait_jitter=1.0)
+    first = decide(p, [fail(0, "overloaded")], now=2.0, jitter=0.5)
+    second = decide(p, [fail(0, "overloaded"), fail(0, "overloaded")], now=6.0, jitter=0.5)
+    assert isinstance(first, Try) and first.rung == 0 and first.wait_s == pytest.approx(2.5)
+    assert second.rung == 0 and second.wait_s == pytest.approx(4.5)
+
+
+def test_backoff_is_capped():
+    """Backoff never exceeds wait_max (+ jitter)."""
+    p = policy(wait_initial=10.0, wait_max=15.0, wait_jitter=0.0, attempts={"4K": 10})
+    history = [fail(0, "overloaded")] * 5
+    assert decide(p, history, now=50.0).wait_s == 15.0
+
+
+def test_server_delay_wins_over_backoff():
+    """A 429's RetryInfo / Retry-After delay is used as is."""
+    decision = decide(policy(), [fail(0, "rate_limited", retry=47.0)], now=1.0, jitter=0.9)
+    assert decision.rung == 0 and decision.wait_s == 47.0
+
+
+def test_overlong_server_delay_steps_down_instead_of_idling():
+    """If the server wants 20 minutes, a smaller size now is the better bet."""
+    decision = decide(policy(max_server_wait=300.0), [fail(0, "rate_limited", retry=1200.0)], now=1.0)
+    assert decision.rung == 1 and decision.wait_s == 2.0
+
+
+def test_timeout_at_4k_steps_down_at_once():
+    """After a 4K timeout (minutes lost) the next try is 2K, with no extra wait."""
+    decision = decide(policy(), [fail(0, "timeout", elapsed=660.0)], now=660.0)
+    assert decision.rung == 1 and decision.wait_s == 0.0
+    assert "slow" in decision.reason
+
+
+def test_slow_504_counts_as_slow():
+    """A 504 after the server's 600 s limit is a slow failure too."""
+    decision = decide(policy(), [fail(0, "server_error", elapsed=600.0)], now=600.0)
+    assert decision.rung == 1
+
+
+def test_without_fallback_a_timeout_is_retried_at_the_same_size():
+    """fallback=False keeps the size; the retry budget decides."""
+    p = policy(fallback=False)
+    assert decide(p, [fail(0, "timeout", elapsed=660.0)], now=660.0).rung == 0
+    three = [fail(0, "timeout", elapsed=660.0)] * 3
+    assert isinstance(decide(p, three, now=2000.0), Stop)
+
+
+def test_exhausted_rung_steps_down_then_gives_up():
+    """3 fast failures at 4K → 2K; 2 at 2K → 1K; 3 at 1K → stop."""
+    p = policy()
+    h = [fail(0, "overloaded")] * 3
+    assert decide(p, h, now=10).rung == 1
+    h += [fail(1, "overloaded")] * 2
+    assert decide(p, h, now=20).rung == 2
+    h += [fail(2, "overloaded")] * 3
+    stop = decide(p, h, now=30)
+    assert isinstance(stop, Stop) and "gave up" in stop.reason
+
+
+@pytest.mark.parametrize("outcome", ["blocked", "auth", "bad_request", "cancelled"])
+def test_final_outcomes_are_never_retried(outcome):
+    """Bad keys, invalid requests and safety blocks stop at once."""
+    assert isinstance(decide(policy(), [fail(0, outcome)], now=1.0), Stop)
+
+
+def test_success_stops():
+    assert decide(policy(), [fail(0, "ok")], now=100.0) == Stop("done")
+
+
+def test_deadline_skips_a_size_that_cannot_finish():
+    """With 100 s left, a 4K try (median 120 s) is not started; 2K (65 s) is."""
+    p = policy(deadline=300.0)
+    decision = decide(p, [fail(0, "overloaded", elapsed=2.0)], now=200.0)
+    assert decision.rung == 1
+    assert decision.timeout_s <= 100.0
+
+
+def test_deadline_caps_the_attempt_timeout():
+    """The attempt's timeout never runs past the job deadline."""
+    decision = decide(policy(deadline=500.0), [], now=0.0)
+    assert decision.rung == 0 and decision.timeout_s == 500.0
+
+
+def test_deadline_too_close_gives_up():
+    """No attempt is started when even 1K's median does not fit."""
+    stop = decide(policy(deadline=100.0), [fail(0, "overloaded")], now=80.0)
+    assert isinstance(stop, Stop) and stop.reason.startswith("deadline")
+
+
+def test_explicit_ladder_with_a_fallback_model():
+    """fallback may name sizes and models: '2K, gemini-2.5-flash-image@1K'."""
+    ladder = build_ladder("4K", "2K, gemini-2.5-flash-image@1K")
+    assert ladder == (Rung("4K"), Rung("2K"), Rung("1K", "gemini-2.5-flash-image"))
+    with pytest.raises(ValueError):
+        build_ladder("4K", "2K, other@8K")

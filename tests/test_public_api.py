@@ -1,0 +1,25 @@
+"""The public names are a contract, and importing the package stays cheap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbp_jupyter
+
+
+def test_public_names_are_pinned():
+    """Renaming or dropping a public name breaks users' notebooks: it must be deliberate."""
+    assert sorted(nbp_jupyter.__all__) == sorted([
+        "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
+        "RetryPolicy", "Rung", "agenerate", "generate", "history", "set_price", "submit"])
+    for name in nbp_jupyter.__all__:
+        assert getattr(nbp_jupyter, name) is not None
+
+
+def test_import_is_cheap():
+    """`import nbp_jupyter` loads neither httpx, Pillow, IPython nor ipywidgets."""
+    code = ("import sys, nbp_jupyter; heavy = [m for m in ('httpx', 'PIL', 'IPython', "
+            "'ipywidgets', 'sqlite3') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
