@@ -1,0 +1,122 @@
+"""A live display in the cell that started the jobs, updated from the background loop.
+
+The display handle is created in the cell (`display(..., display_id=True)`), so every
+update lands in that cell whatever runs later: front ends apply `update_display_data` by
+display id (FACTS.md "Notebook plumbing"). The background only calls `handle.update()`,
+about once a second and once more when the last job ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from . import display as render
+from .config import Settings
+from .events import Finished
+from .jobs import Job, session
+from .preview import preview_jpeg
+from .records import expected_latency
+
+TICK_S = 1.0  # never more than one update a second, as the status-line promise says
+
+
+class LiveView:
+    def __init__(self, jobs: list[Job], settings: Settings):
+        from IPython.display import display
+
+        self.jobs = jobs
+        self.settings = settings
+        self._final: dict[str, str] = {}
+        self._lock = threading.Lock()
+        store = session().store(settings)
+        self._expect = {job.id: expected_latency(store, settings.model, job.request.size)
+                        for job in jobs}
+        self.handle = display(self.bundle(), raw=True, display_id=True)
+        self._wake: asyncio.Event | None = None
+        loop = session().loop
+        asyncio.run_coroutine_threadsafe(self._tick(), loop)
+
+    def bundle(self) -> dict[str, str]:
+        cells, lines = [], []
+        for job in self.jobs:
+            final = self._final.get(job.id)
+            if final is not None:
+                cells.append(final)
+                lines.append(job.result().caption())
+            else:
+                cells.append(render.status_html(job, self._expect.get(job.id),
+                                                self.settings.time_scale,
+                                                self.settings.provider == "sim"))
+                lines.append(f"[{job.status}] " + render.status_text(
+                    job, self._expect.get(job.id), self.settings.time_scale))
+        return {"text/html": render.grid_html(cells), "text/plain": "\n".join(lines)}
+
+    def done(self) -> bool:
+        return all(job.id in self._final for job in self.jobs)
+
+    def update(self) -> None:
+        if self.handle is not None:
+            self.handle.update(self.bundle(), raw=True)
+
+    def finish(self, job: Job) -> None:
+        """Render a finished job's preview once (off the kernel's thread)."""
+        with self._lock:
+            if job.id in self._final:
+                return
+            result = job.result()
+            preview = None
+            if result.image_path and Path(result.image_path).is_file():
+                preview = preview_jpeg(Path(result.image_path))
+            self._final[job.id] = render.result_html(result, preview)
+
+    async def _tick(self) -> None:
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        wake = self._wake
+        def on_event(job: Job, event) -> None:
+            if isinstance(event, Finished):
+                loop.call_soon_threadsafe(wake.set)
+
+        for job in self.jobs:
+            job.add_listener(on_event)
+        while True:
+            for job in self.jobs:
+                if job.done() and job.id not in self._final:
+                    await asyncio.to_thread(self.finish, job)
+            self.update()
+            if self.done():
+                return
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), TICK_S)
+            except asyncio.TimeoutError:
+                pass
+
+
+_views: dict[str, LiveView] = {}
+
+
+def show(jobs: list[Job], settings: Settings) -> LiveView:
+    view = LiveView(jobs, settings)
+    for job in jobs:
+        _views[job.id] = view
+    return view
+
+
+def view_for(job_id: str) -> LiveView | None:
+    return _views.get(job_id)
+
+
+def resend(jobs: list[Job]) -> None:
+    """Send the final state of these jobs' displays again, from the calling thread.
+
+    Headless runners (nbclient) only apply an update to an earlier cell's display while a
+    later cell runs and the message names that later cell as parent: this is that update.
+    """
+    for view in {id(v): v for v in (view_for(j.id) for j in jobs) if v}.values():
+        for job in view.jobs:
+            if job.done():
+                view.finish(job)
+        view.update()

@@ -1,0 +1,245 @@
+"""`%%nbp` and the line magics: parse, check, hand off to the session, show a live view.
+
+Every user mistake becomes a one-line UsageError before anything is sent.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import time
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import HTML, display
+from traitlets import Enum, Float, Int, Unicode
+from traitlets.config import Configurable
+
+from . import api, live
+from . import display as render
+from .errors import ConfigError
+from .jobs import Job, session
+from .records import load_history
+
+WAIT_MODES = ("auto", "always", "never")
+
+
+class Nbp(Configurable):
+    """Defaults for the magics: `%config Nbp.size = "2K"`. Magic options win over these;
+    these win over the NBP_* environment variables."""
+
+    provider = Unicode(None, allow_none=True, help="gemini, openai or sim").tag(config=True)
+    base_url = Unicode(None, allow_none=True, help="endpoint URL").tag(config=True)
+    model = Unicode(None, allow_none=True, help="model name").tag(config=True)
+    home = Unicode(None, allow_none=True, help="folder for images and the ledger").tag(config=True)
+    time_scale = Float(None, allow_none=True, help="multiply every wait and timeout").tag(config=True)
+    max_concurrency = Int(None, allow_none=True, help="requests in flight at once").tag(config=True)
+    sim_profile = Unicode(None, allow_none=True, help="simulator profile").tag(config=True)
+    size = Unicode("1K", help="default size: 1K, 2K or 4K").tag(config=True)
+    aspect = Unicode("1:1", help="default aspect ratio, e.g. 16:9").tag(config=True)
+    wait = Enum(WAIT_MODES, "auto", help="block the cell until done: auto waits only when "
+                "no one is watching (nbclient, nbconvert, papermill)").tag(config=True)
+
+    def settings_kwargs(self) -> dict:
+        names = ("provider", "base_url", "model", "home", "time_scale", "max_concurrency",
+                 "sim_profile")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+def _usage(exc: ConfigError) -> UsageError:
+    return UsageError(exc.one_line())
+
+
+@magics_class
+class NbpMagics(Magics):
+    def __init__(self, shell, conf: Nbp):
+        super().__init__(shell)
+        self.conf = conf
+
+    @magic_arguments()
+    @argument("--size", "-s", help="1K, 2K or 4K (default %%config Nbp.size, 1K)")
+    @argument("--aspect", "-a", help="1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9 or 21:9")
+    @argument("--model", "-m", help="model name (default NBP_MODEL or gemini-3-pro-image-preview)")
+    @argument("--provider", "-p", help="gemini, openai or sim (default: by which key is set)")
+    @argument("--timeout", type=float, help="seconds per attempt (default by size: 1K 240, 2K 300, 4K 660)")
+    @argument("--retries", type=int, help="extra tries at each size (default 4K 2, 2K 1, 1K 2)")
+    @argument("--fallback", help="sizes/models to fall back to, e.g. '2K,1K' (default: every smaller size)")
+    @argument("--no-fallback", action="store_true", help="never fall back to a smaller size")
+    @argument("--image", action="append", default=[], metavar="PATH",
+              help="reference image (repeatable, Gemini only)")
+    @argument("-n", type=int, default=1, help="how many independent images (shown as a grid)")
+    @argument("--wait", action="store_true", help="block this cell until done (interruptible)")
+    @argument("--out", metavar="NAME", help="bind the Job (or list of Jobs with -n) to NAME")
+    @argument("--deadline", type=float, help="seconds for the whole job, retries included")
+    @argument("--interpolate", action="store_true",
+              help="expand {name} in the prompt from your variables (off: braces and $ are text)")
+    @argument("words", nargs="*", help="the prompt, for one-line use: %%nbp a red fox")
+    @line_cell_magic
+    def nbp(self, line: str, cell: str | None = None):
+        """Generate an image from the cell body (the prompt), in the background.
+
+        The cell returns at once; a status line below it shows the attempt, elapsed time,
+        what to expect and how to cancel, then the image and a one-line caption.
+        """
+        args = parse_argstring(self.nbp, line)
+        if cell is not None and args.words:
+            raise UsageError(f"unexpected words after the options: {' '.join(args.words)!r}; "
+                             "the prompt is the cell body")
+        prompt = cell if cell is not None else " ".join(args.words)
+        prompt = prompt.strip("\n")
+        if args.interpolate:
+            prompt = self._interpolate(prompt)
+        if args.n < 1 or args.n > 16:
+            raise UsageError(f"-n must be between 1 and 16, got {args.n}")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out needs a Python name, got {args.out!r}")
+        fallback = False if args.no_fallback else (args.fallback if args.fallback else True)
+        try:
+            request, settings, policy = api.prepare(
+                prompt, size=args.size or self.conf.size, aspect=args.aspect or self.conf.aspect,
+                images=args.image, timeout=args.timeout, retries=args.retries,
+                fallback=fallback, deadline=args.deadline,
+                **{**self.conf.settings_kwargs(),
+                   **{k: v for k, v in (("model", args.model), ("provider", args.provider))
+                      if v is not None}})
+            jobs = [session().submit(request, settings, policy) for _ in range(args.n)]
+        except ConfigError as exc:
+            raise _usage(exc) from None
+        if args.out:
+            self.shell.user_ns[args.out] = jobs if args.n > 1 else jobs[0]
+        live.show(jobs, settings)
+        if args.wait or self._headless():
+            self._wait(jobs)
+
+    def _interpolate(self, prompt: str) -> str:
+        try:
+            return string.Formatter().vformat(prompt, (), self.shell.user_ns)
+        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            raise UsageError(f"--interpolate could not fill {exc}; define it, or write "
+                             "{{ and }} for literal braces") from None
+
+    def _headless(self) -> bool:
+        """True where nobody watches live updates: the runner only keeps the end state."""
+        mode = os.environ.get("NBP_WAIT", "").strip().lower() or self.conf.wait
+        if mode in ("always", "1", "true"):
+            return True
+        if mode in ("never", "0", "false"):
+            return False
+        kernel = getattr(self.shell, "kernel", None)
+        return kernel is not None and not getattr(kernel, "_allow_stdin", True)
+
+    def _wait(self, jobs: list[Job], timeout: float | None = None) -> None:
+        try:
+            for job in jobs:
+                job._finished.wait(timeout)
+                while not job.done() and timeout is None:
+                    job._finished.wait(0.2)
+        except KeyboardInterrupt:
+            running = [j.id for j in jobs if not j.done()]
+            print(f"stopped waiting; still running in the background: {', '.join(running)} "
+                  f"(%nbp_cancel ID to stop)")
+            return
+        live.resend(jobs)
+
+    def _jobs(self, ids: list[str]) -> list[Job]:
+        known = session().jobs
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise UsageError(f"no job {', '.join(missing)} in this session; %nbp_jobs lists them")
+        return [known[i] for i in ids]
+
+    @magic_arguments()
+    @argument("ids", nargs="*", help="job ids (default: every running job)")
+    @argument("--timeout", type=float, help="stop waiting after this many seconds")
+    @line_magic
+    def nbp_wait(self, line: str):
+        """Block until jobs finish (Interrupt stops waiting), then show their final state."""
+        args = parse_argstring(self.nbp_wait, line)
+        jobs = self._jobs(args.ids) if args.ids else list(session().jobs.values())
+        self._wait(jobs, args.timeout)
+
+    @magic_arguments()
+    @argument("ids", nargs="*", help="job ids")
+    @argument("--all", action="store_true", help="cancel every running job")
+    @line_magic
+    def nbp_cancel(self, line: str):
+        """Cancel jobs: the socket is closed and the attempt recorded as billed=unknown."""
+        args = parse_argstring(self.nbp_cancel, line)
+        if not args.ids and not args.all:
+            raise UsageError("name a job id (see %nbp_jobs) or use --all")
+        jobs = session().running() if args.all else self._jobs(args.ids)
+        cancelled = [job.id for job in jobs if job.cancel()]
+        print(f"cancelled {', '.join(cancelled)}" if cancelled else "nothing was running")
+
+    @line_magic
+    def nbp_jobs(self, line: str = ""):
+        """The jobs of this session, running first, with elapsed time."""
+        jobs = sorted(session().jobs.values(), key=lambda j: (j.done(), -j.submitted))
+        rows = [[j.id, j.status, j.request.size + (f" → {j.resolution}" if j.resolution != j.request.size else ""),
+                 j.attempt, render.clock(j.elapsed_s), render._short(j.request.prompt, 50)]
+                for j in jobs]
+        display(HTML(render.table_html(["job", "status", "size", "attempt", "elapsed", "prompt"], rows)))
+
+    @magic_arguments()
+    @argument("--all", action="store_true", help="every session in the ledger, not just this one")
+    @argument("--limit", type=int, default=50, help="at most this many jobs (default 50)")
+    @line_magic
+    def nbp_history(self, line: str):
+        """Jobs from the ledger with cost and outcome, and the totals."""
+        args = parse_argstring(self.nbp_history, line)
+        try:
+            settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
+        except ConfigError as exc:
+            raise _usage(exc) from None
+        store = session().store(settings)
+        records = load_history(store, limit=args.limit,
+                               session=None if args.all else store.session)
+        display(HTML(history_html(records)))
+
+    @magic_arguments()
+    @argument("id", help="a job id from %%nbp_history")
+    @line_magic
+    def nbp_show(self, line: str):
+        """Show a past image again, from the file on disk."""
+        args = parse_argstring(self.nbp_show, line)
+        settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
+        row = session().store(settings).job(args.id)
+        if row is None:
+            raise UsageError(f"no job {args.id!r} in the ledger at {settings.home}")
+        path = row.get("image_path")
+        if not path or not os.path.isfile(path):
+            raise UsageError(f"job {args.id} has no image on disk ({row['status']})")
+        thumb = render.thumbnail_html(path, 1024)
+        display(HTML(f"{thumb}<br>{render.html.escape(row['prompt'])} · {row['resolution']} · "
+                     f"{render.html.escape(path)}"))
+
+    @line_magic
+    def nbp_config(self, line: str = ""):
+        """The effective settings (the key is only said to be set, never shown)."""
+        try:
+            settings = api.config.resolve(**self.conf.settings_kwargs())
+        except ConfigError as exc:
+            raise _usage(exc) from None
+        rows = [[k, v] for k, v in settings.describe().items()]
+        display(HTML(render.table_html(["setting", "value"], rows)))
+
+
+def history_html(records) -> str:
+    rows = []
+    for r in records:
+        when = time.strftime("%m-%d %H:%M", time.localtime(r["created"]))
+        got = r["resolution"] or "—"
+        unknown = f" (+{r['cost_unknown_usd']:.3f}?)" if r["cost_unknown_usd"] else ""
+        rows.append([r["id"], when, render._short(r["prompt"], 50), f"{r['requested']} → {got}",
+                     len(r["attempts"]), render.clock(r["elapsed_s"] or 0),
+                     f"${r['cost_usd'] or 0:.3f}{unknown}", r["status"],
+                     render.thumbnail_html(r["image_path"])])
+    totals = records.totals()
+    rates = ", ".join(f"{res} {rate:.0%}" for res, rate in totals["success_rate"].items())
+    summary = (f"<p>{totals['images']} images from {totals['jobs']} jobs · {totals['attempts']} "
+               f"attempts · billed ${totals['cost_usd']:.3f} · unknown "
+               f"${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}</p>")
+    return summary + render.table_html(
+        ["job", "time", "prompt", "requested → delivered", "attempts", "elapsed", "cost",
+         "status", "image"], rows, raw_columns={8})

@@ -1,0 +1,79 @@
+"""The shipped notebooks run headless in a real kernel and keep their final images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def execute(name: str, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
+    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "NBP_API_KEY",
+                "NBP_PROVIDER", "NBP_BASE_URL", "NBP_WAIT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NBP_TIME_SCALE", "0.002")
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbformat.write(nb, tmp_path / name)
+    return nb
+
+
+def outputs(nb, source_start: str) -> list[dict]:
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith(source_start))
+    return cell.outputs
+
+
+def html_of(outs) -> str:
+    return "".join(o.get("data", {}).get("text/html", "") for o in outs)
+
+
+def assert_no_errors(nb):
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", (cell.source, out.get("evalue"))
+            assert out.get("name") != "stderr", (cell.source, out.get("text"))
+
+
+def test_quickstart_headless(tmp_path, monkeypatch):
+    """The quickstart leaves images and captions, not frozen status lines, in the saved file."""
+    nb = execute("01_quickstart.ipynb", tmp_path, monkeypatch)
+    assert_no_errors(nb)
+    first = html_of(outputs(nb, "%%nbp --size 1K"))
+    assert 'class="nbp-result"' in first and "nbp-status" not in first
+    assert "data:image/jpeg;base64" in first and "1K → 1K" in first and "SIMULATED" in first
+    big = html_of(outputs(nb, "%%nbp --size 4K"))
+    assert 'class="nbp-result"' in big and "4K → " in big
+    history = html_of(outputs(nb, "%nbp_history"))
+    assert "billed $" in history and "nbp-table" in history
+    text = "".join(o.get("text", "") for o in outputs(nb, "result = big.result()"))
+    assert "4K → " in text
+    size = (tmp_path / "01_quickstart.ipynb").stat().st_size
+    assert size < 2_000_000  # previews, not full images
+
+
+def test_prompt_exploration_headless(tmp_path, monkeypatch):
+    """Three takes in a grid, variants from Python, an upgrade to 2K, a cost table."""
+    nb = execute("02_prompt_exploration.ipynb", tmp_path, monkeypatch)
+    assert_no_errors(nb)
+    grid = html_of(outputs(nb, "%%nbp -n 3"))
+    assert grid.count('class="nbp-result"') == 3 and 'class="nbp-grid"' in grid
+    printed = "".join(o.get("text", "") for o in outputs(nb, "best = results"))
+    assert printed.startswith("2K → ")
+    table = "".join(o.get("text", "") for o in outputs(nb, "for style, r in results.items():\n    print(f\"{style:22} {r.resolution}"))
+    assert "total $" in table
+
+
+def test_reliable_4k_headless(tmp_path, monkeypatch):
+    """The 4K tutorial runs both profiles and reads the ledger back."""
+    nb = execute("03_reliable_4k.ipynb", tmp_path, monkeypatch)
+    assert_no_errors(nb)
+    text = "".join(o.get("text", "") for o in outputs(nb, "for profile, results in runs.items():"))
+    assert "typical" in text and "peak" in text and "billed $" in text
+    ledger = "".join(o.get("text", "") for o in outputs(nb, "totals = nbp.history()"))
+    assert "4K:" in ledger and "calls per image" in ledger
