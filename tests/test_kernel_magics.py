@@ -1,0 +1,120 @@
+"""The magics in a real kernel: non-blocking cells, output in the right cell, cancel, restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from .kernel import Kernel
+
+SCALE = 0.2  # ideal profile: a 1K call takes ~1 s, long enough to run other cells meanwhile
+
+
+@pytest.fixture
+def kernel(tmp_path, make_sim):
+    server = make_sim(profile="ideal", time_scale=SCALE)
+    env = {"NBP_HOME": str(tmp_path / "home"), "NBP_PROVIDER": "gemini",
+           "NBP_BASE_URL": server.url, "NBP_API_KEY": "kernel-test-key",
+           "NBP_TIME_SCALE": str(SCALE), "NBP_WAIT": ""}
+    k = Kernel(env)
+    assert k.run("%load_ext nbp_jupyter")["status"] == "ok"
+    k.sim = server
+    yield k
+    k.close()
+
+
+def displays(k: Kernel, cell_id: str) -> dict[str, list[dict]]:
+    """display_id -> every bundle sent for it, starting from the one shown in `cell_id`."""
+    ids = [m["content"]["transient"]["display_id"] for m in k.iopub
+           if m["msg_type"] == "display_data" and m["parent_header"].get("msg_id") == cell_id
+           and "display_id" in m["content"].get("transient", {})]
+    return {i: [m["content"]["data"] for m in k.iopub
+                if m["msg_type"] in ("display_data", "update_display_data")
+                and m["content"].get("transient", {}).get("display_id") == i] for i in ids}
+
+
+def test_cell_returns_before_the_job_ends_and_results_land_in_their_own_cells(kernel):
+    """Two overlapping jobs in two cells each end with their own image, while a third runs."""
+    a = kernel.submit("%%nbp --out job_a\nalpha lighthouse")
+    assert kernel.reply(a)["status"] == "ok"
+    assert kernel.eval("job_a.done()") == "False"  # the cell came back first
+    b = kernel.submit("%%nbp --out job_b\nbeta windmill")
+    kernel.reply(b)
+    c = kernel.submit("import time; time.sleep(3 * 1.0); print('third cell ran')")
+    kernel.reply(c, timeout=30)
+    assert "third cell ran" in kernel.text(c)
+    kernel.drain(1.5)
+    for cell, word in ((a, "alpha"), (b, "beta")):
+        [bundles] = displays(kernel, cell).values()
+        final = bundles[-1]
+        assert 'class="nbp-result"' in final["text/html"], word
+        assert word in final["text/html"] and "data:image/jpeg" in final["text/html"]
+        assert "1K → 1K" in final["text/plain"]
+        assert 1 < len(bundles) <= 8  # a few status updates, about one a second, then the result
+
+
+def test_status_line_says_what_to_expect(kernel):
+    """While running, the line shows size, attempt, elapsed, expectation, timeout and cancel."""
+    cell = kernel.submit("%%nbp --size 4K\nslow one")
+    kernel.reply(cell)
+    kernel.drain(0.5)
+    [bundles] = displays(kernel, cell).values()
+    first = bundles[0]["text/plain"]
+    for words in ("4K", "usually", "%nbp_cancel"):
+        assert words in first, first
+
+
+def test_cancel_and_wait(kernel):
+    """%nbp_cancel stops a hanging job; --wait blocks until the image is there."""
+    kernel.sim.set_script("hang")
+    assert kernel.run("%%nbp --out stuck\nnever answers")["status"] == "ok"
+    kernel.run("import time; time.sleep(0.5)")
+    assert kernel.run(f"%nbp_cancel {kernel.eval('stuck.id')}")["status"] == "ok"
+    kernel.run("stuck.result(10)")
+    assert kernel.eval("stuck.status") == "cancelled"
+    assert kernel.eval("stuck.result().attempts[0].billed") == "unknown"
+    assert kernel.run("%%nbp --wait --out waited\nwait for me")["status"] == "ok"
+    assert kernel.eval("waited.done(), waited.result().success") == "True True"
+
+
+@pytest.mark.parametrize("cell,words", [
+    ("%%nbp --size 8K\nx", "unknown size '8K'"),
+    ("%%nbp --aspect 5:3\nx", "unsupported aspect '5:3'"),
+    ("%%nbp --image /nope.png\nx", "not found"),
+    ("%%nbp\n   \n", "prompt is empty"),
+    ("%%nbp --provider openai\nx", "no API key for provider 'openai'"),
+    ("%%nbp --interpolate\n{undefined_name}", "--interpolate could not fill"),
+    ("%%nbp --bogus\nx", "unrecognized arguments"),
+    ("%nbp_cancel", "name a job id"),
+    ("%nbp_show nope", "no job 'nope'"),
+])
+def test_bad_input_is_a_one_line_usage_error(kernel, cell, words):
+    """Every user mistake is one line, no traceback, before any request."""
+    if "--provider openai" in cell:  # NBP_API_KEY would serve any provider: drop it
+        kernel.run("import os; os.environ.pop('NBP_API_KEY')")
+    before = len(kernel.sim.log)
+    reply = kernel.run(cell)
+    assert reply["status"] == "error" and reply["ename"] == "UsageError"
+    assert words in reply["evalue"] and "\n" not in reply["evalue"]
+    assert reply["traceback"] == []
+    assert len(kernel.sim.log) == before
+
+
+def test_history_survives_a_restart_and_marks_interrupted_jobs(kernel):
+    """After a kernel restart, finished jobs are in %nbp_history --all; a job cut off by the
+    restart shows as interrupted with unknown cost."""
+    kernel.run("%%nbp --wait --out done_job\nkept across restarts")
+    done_id = kernel.eval("done_job.id")
+    kernel.sim.set_script("hang")
+    kernel.run("%%nbp --size 4K --out lost\ncut off by the restart")
+    lost_id = kernel.eval("lost.id")
+    kernel.run("import time\nwhile lost.attempt < 1: time.sleep(0.05)")
+    kernel.restart()
+    assert kernel.run("%load_ext nbp_jupyter")["status"] == "ok"
+    cell = kernel.submit("%nbp_history --all")
+    kernel.reply(cell)
+    kernel.drain(0.3)
+    html = "".join(m["content"].get("data", {}).get("text/html", "") for m in kernel.iopub
+                   if m["parent_header"].get("msg_id") == cell)
+    assert done_id in html and lost_id in html and "interrupted" in html
+    row = kernel.eval(f"[(r['status'], r['cost_unknown_usd']) for r in __import__('nbp_jupyter').history() if r['id'] == '{lost_id}']")
+    assert row == "[('interrupted', 0.24)]"
