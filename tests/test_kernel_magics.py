@@ -118,3 +118,23 @@ def test_history_survives_a_restart_and_marks_interrupted_jobs(kernel):
     assert done_id in html and lost_id in html and "interrupted" in html
     row = kernel.eval(f"[(r['status'], r['cost_unknown_usd']) for r in __import__('nbp_jupyter').history() if r['id'] == '{lost_id}']")
     assert row == "[('interrupted', 0.24)]"
+
+
+def cell_html(k: Kernel, cell: str) -> str:
+    k.drain(0.3)
+    return "".join(m["content"].get("data", {}).get("text/html", "") for m in k.iopub
+                   if m["parent_header"].get("msg_id") == cell)
+
+
+def test_jobs_show_and_config_tables(kernel):
+    """%nbp_jobs lists the job, %nbp_show re-displays its file, %nbp_config hides the key."""
+    kernel.run("%%nbp --wait --out j\na red kite")
+    job_id = kernel.eval("j.id")
+    tables = {name: kernel.submit(code) for name, code in (
+        ("jobs", "%nbp_jobs"), ("show", f"%nbp_show {job_id}"), ("config", "%nbp_config"))}
+    for cell in tables.values():
+        kernel.reply(cell)
+    assert job_id in cell_html(kernel, tables["jobs"]) and "a red kite" in cell_html(kernel, tables["jobs"])
+    assert "data:image/jpeg;base64" in cell_html(kernel, tables["show"])
+    config = cell_html(kernel, tables["config"])
+    assert "kernel-test-key" not in config and "<td>api_key</td><td>set</td>" in config

@@ -1,0 +1,104 @@
+"""Magics in an in-process IPython shell: help, config, tables; the fast checks."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+
+import nbp_jupyter as nbp
+
+
+@pytest.fixture
+def ip(home, make_sim):
+    import IPython
+
+    shell = start_ipython() or IPython.get_ipython()  # the first call starts, later ones return None
+    shell.run_line_magic("load_ext", "nbp_jupyter")
+    shell.run_line_magic("config", "Nbp.time_scale = 0.01")
+    shell.run_line_magic("config", "Nbp.sim_profile = 'ideal'")
+    shell.run_line_magic("config", f"Nbp.home = {str(home)!r}")
+    shell.run_line_magic("config", "Nbp.provider = 'sim'")
+    shell.run_line_magic("config", "Nbp.size = '1K'")
+    yield shell
+    nbp.unload_ipython_extension(shell)
+    shell.extension_manager.loaded.discard("nbp_jupyter")
+
+
+def test_help_lists_every_option(ip):
+    """`%nbp?` shows every option with its help."""
+    doc = ip.find_cell_magic("nbp").__doc__
+    for option in ("--size", "--aspect", "--model", "--provider", "--timeout", "--retries",
+                   "--fallback", "--no-fallback", "--image", "-n", "--wait", "--out",
+                   "--deadline", "--interpolate"):
+        assert option in doc
+
+
+def test_prompt_is_literal_unless_interpolate(ip):
+    """Braces and $ stay text; --interpolate fills {name} from the user's variables."""
+    ip.user_ns["animal"] = "fox"
+    ip.run_cell_magic("nbp", "--wait --out lit", "a {animal} for $5")
+    ip.run_cell_magic("nbp", "--wait --out filled --interpolate", "a {animal} for $5")
+    assert ip.user_ns["lit"].request.prompt == "a {animal} for $5"
+    assert ip.user_ns["filled"].request.prompt == "a fox for $5"
+
+
+def test_config_defaults_apply_and_options_win(ip):
+    """%config Nbp.size sets the default; --size overrides it."""
+    ip.run_line_magic("config", "Nbp.size = '2K'")
+    ip.run_cell_magic("nbp", "--wait --out d", "default size")
+    ip.run_cell_magic("nbp", "--wait --out o --size 1K", "explicit size")
+    assert ip.user_ns["d"].result().requested == "2K"
+    assert ip.user_ns["o"].result().requested == "1K"
+
+
+def test_unknown_job_ids_are_usage_errors(ip):
+    with pytest.raises(UsageError, match="no job zzz"):
+        ip.run_line_magic("nbp_wait", "zzz")
+
+
+def test_loading_twice_and_unloading_is_harmless(ip):
+    """A second %load_ext and an unload leave the shell working."""
+    ip.run_line_magic("reload_ext", "nbp_jupyter")
+    assert ip.find_cell_magic("nbp") is not None
+    nbp.unload_ipython_extension(ip)
+    assert ip.find_cell_magic("nbp") is None
+    nbp.load_ipython_extension(ip)
+    assert ip.find_cell_magic("nbp") is not None
+
+
+@pytest.mark.parametrize("size", ["1K"])
+def test_realistic_bodies_are_real_sized(make_sim, size):
+    """--realistic makes bodies as heavy as real PNGs (about a byte per pixel)."""
+    import httpx
+    server = make_sim(profile="ideal", realistic=True)
+    response = httpx.post(server.url + "/v1beta/models/m:generateContent",
+                          json={"contents": [{"parts": [{"text": "x"}]}]},
+                          headers={"x-goog-api-key": "k"}, timeout=10)
+    assert len(response.content) > 1024 * 1024
+
+
+def test_agenerate_awaits_without_blocking(home, make_sim):
+    """The async twin returns the same result while the caller's loop keeps running."""
+    import asyncio
+
+    server = make_sim(profile="ideal", time_scale=0.01)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(ticker())
+        result = await nbp.agenerate("async fox", provider="gemini", base_url=server.url,
+                                     api_key="k", time_scale=0.01)
+        task.cancel()
+        return result, ticks
+
+    result, ticks = asyncio.run(main())
+    assert result.success and result.requested == "1K"
+    assert ticks > 1  # the caller's loop ran while the image was made
