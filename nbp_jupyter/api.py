@@ -61,8 +61,9 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
         kw: dict = {"ladder": ladder, "deadline": deadline}
         if retries is not None:
             kw["attempts"] = {r: retries + 1 for r in sizes.RESOLUTIONS}
-        if timeout is not None:
+        if timeout is not None:  # the user's number is kept as given, never tightened
             kw["timeouts"] = {r: float(timeout) for r in sizes.RESOLUTIONS}
+            kw["learn_timeouts"] = False
         policy = RetryPolicy(**kw)
     return request, settings, policy
 

@@ -102,7 +102,9 @@ class Engine:
         try:
             while True:
                 now = (loop.time() - start) / scale
-                decision = pol.decide(plan.policy, history, now, plan.rng.random())
+                learned = (await asyncio.to_thread(_learned, store, plan.policy, settings.model)
+                           if plan.policy.learn_timeouts else None)
+                decision = pol.decide(plan.policy, history, now, plan.rng.random(), learned)
                 if isinstance(decision, pol.Stop):
                     if attempts and attempts[-1].outcome != "ok":
                         error = f"{attempts[-1].detail} ({decision.reason})"
@@ -219,6 +221,16 @@ class Engine:
                                   billed="unknown")
             parsed = type(parsed)(**{**parsed.__dict__, "data": data, "url": None})
         return await asyncio.to_thread(_check, parsed, plan.request, resolution, model)
+
+
+def _learned(store: Store, policy: pol.RetryPolicy, model: str) -> dict[str, float]:
+    out = {}
+    for rung in policy.ladder:
+        value = pol.learned_timeout(rung.resolution,
+                                    store.latencies(rung.model or model, rung.resolution))
+        if value is not None:
+            out[rung.resolution] = value
+    return out
 
 
 def _keep(store: Store, job_id: str, prompt: str, got: _Delivered, attempt: Attempt):

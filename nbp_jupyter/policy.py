@@ -17,7 +17,7 @@ How it differs from the seed articles' fixed "3 tries at 4K, 60 s doubling, then
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import sizes
 from .errors import FINAL_OUTCOMES
@@ -37,6 +37,8 @@ DEFAULT_ATTEMPTS: dict[str, int] = {"1K": 3, "2K": 2, "4K": 3}
 PUBLISHED_LATENCY: dict[str, tuple[float, float]] = {
     "1K": (45.0, 90.0), "2K": (65.0, 120.0), "4K": (120.0, 170.0)}
 MEDIAN_LATENCY: dict[str, float] = {r: p50 for r, (p50, _) in PUBLISHED_LATENCY.items()}
+LEARN_MIN_SAMPLES = 20
+LEARN_FACTOR = 2.5
 SLOW_FAILURE_SHARE = 0.5  # a failure after half the timeout counts as slow
 SLOW_OUTCOMES = frozenset({"timeout"})
 
@@ -57,12 +59,13 @@ class RetryPolicy:
     ladder: tuple[Rung, ...]
     attempts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ATTEMPTS))
     timeouts: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
-    wait_initial: float = 2.0  # first backoff after a fast failure
+    wait_initial: float | dict[str, float] = 2.0  # first backoff after a fast failure (or per size)
     wait_max: float = 60.0
     wait_jitter: float = 2.0  # up to this many seconds added at random
     max_server_wait: float = 300.0  # a longer server-given delay: step down instead, if we may
     deadline: float | None = None  # whole job, seconds from its start
     step_down_on_slow_failure: bool = True
+    learn_timeouts: bool = True  # tighten timeouts to what healthy calls take here (see learned_timeout)
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,30 @@ def parse_rung(item: str, default_resolution: str) -> Rung:
     return Rung(default_resolution, text)
 
 
-def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float = 0.0) -> Try | Stop:
-    """The next step after `history` (oldest first) at time `now` (seconds since job start)."""
+def learned_timeout(resolution: str, latencies: list[float]) -> float | None:
+    """A per-attempt timeout from this endpoint's own successful calls, or None.
+
+    With at least LEARN_MIN_SAMPLES successes: 2.5 x their P95, never below twice the
+    published P95 (so one lucky streak cannot starve a normal call) and never above the
+    default. P95 rather than P99 because the tail of a few hundred samples is noise. By the
+    published 4K figures (P95 170 s, P99 250 s, limit 600 s) a 425 s cut loses about 0.5 %
+    of successes and saves 235 s on every hung call.
+    """
+    if len(latencies) < LEARN_MIN_SAMPLES:
+        return None
+    ordered = sorted(latencies)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    floor = 2.0 * PUBLISHED_LATENCY[resolution][1]
+    return min(DEFAULT_TIMEOUTS[resolution], max(LEARN_FACTOR * p95, floor))
+
+
+def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float = 0.0,
+           learned: dict[str, float] | None = None) -> Try | Stop:
+    """The next step after `history` (oldest first) at time `now` (seconds since job start).
+    `learned` maps a resolution to a timeout learned from this endpoint (learned_timeout)."""
+    if learned and policy.learn_timeouts:
+        policy = replace(policy, timeouts={r: min(t, learned.get(r, t))
+                                           for r, t in policy.timeouts.items()})
     if not history:
         return _fit(policy, 0, 0.0, now, "first attempt")
     last = history[-1]
@@ -143,13 +168,13 @@ def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float =
         if server_wait is not None:
             wait = server_wait
         else:
-            wait = min(policy.wait_max, policy.wait_initial * 2 ** (fails_in_row - 1))
+            wait = min(policy.wait_max, _base_wait(policy, resolution) * 2 ** (fails_in_row - 1))
             wait += policy.wait_jitter * jitter
         return _fit(policy, rung, wait, now, reason)
     if not has_lower:
         return Stop(f"gave up after {tries_here} attempt(s) at {policy.ladder[rung].label()}")
     # Stepping down: a slow failure already waited long enough; a fast one backs off briefly.
-    wait = 0.0 if slow else policy.wait_initial + policy.wait_jitter * jitter
+    wait = 0.0 if slow else _base_wait(policy, resolution) + policy.wait_jitter * jitter
     if server_wait is not None and server_wait <= policy.max_server_wait:
         wait = server_wait
     if not reason.startswith(("slow", "server")):
@@ -169,6 +194,12 @@ def _fit(policy: RetryPolicy, rung: int, wait: float, now: float, reason: str) -
             why = reason if index == rung else f"{reason}; {resolution} is what fits the deadline"
             return Try(index, wait, min(timeout, left), why)
     return Stop("deadline: no attempt can finish in the time left")
+
+
+def _base_wait(policy: RetryPolicy, resolution: str) -> float:
+    if isinstance(policy.wait_initial, dict):
+        return policy.wait_initial.get(resolution, 0.0)
+    return policy.wait_initial
 
 
 def _trailing(history: list[Past], rung: int) -> int:

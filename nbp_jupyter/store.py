@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (job_id, number)
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
+CREATE INDEX IF NOT EXISTS attempts_latency ON attempts(model, resolution, outcome, started);
 """
 LEDGER_NAME = "ledger.sqlite"
 

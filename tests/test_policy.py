@@ -119,3 +119,27 @@ def test_explicit_ladder_with_a_fallback_model():
     assert ladder == (Rung("4K"), Rung("2K"), Rung("1K", "gemini-2.5-flash-image"))
     with pytest.raises(ValueError):
         build_ladder("4K", "2K, other@8K")
+
+
+def test_backoff_base_can_differ_per_size():
+    """The seeds' schedule (60 s at 4K, 30 s at 2K) is expressible for comparison."""
+    p = policy(wait_initial={"4K": 60.0, "2K": 30.0}, wait_jitter=0.0, wait_max=1e9)
+    assert decide(p, [fail(0, "overloaded")], now=1).wait_s == 60.0
+    assert decide(p, [fail(0, "overloaded")] * 2, now=1).wait_s == 120.0
+
+
+def test_learned_timeout_needs_samples_and_stays_within_bounds():
+    """Too few samples: nothing learned; otherwise 2.5 x P95, floored and capped."""
+    from nbp_jupyter.policy import learned_timeout
+
+    assert learned_timeout("4K", [100.0] * 19) is None
+    assert learned_timeout("4K", [100.0] * 30) == 340.0  # floor: 2 x published P95 (170 s)
+    assert learned_timeout("4K", [100.0] * 18 + [180.0] * 2) == 450.0
+    assert learned_timeout("4K", [500.0] * 30) == DEFAULT_TIMEOUTS["4K"]
+
+
+def test_learned_timeouts_tighten_but_never_loosen():
+    """A learned timeout shortens the attempt; pinned policies ignore it."""
+    assert decide(policy(), [], 0.0, learned={"4K": 400.0}).timeout_s == 400.0
+    assert decide(policy(), [], 0.0, learned={"4K": 9999.0}).timeout_s == DEFAULT_TIMEOUTS["4K"]
+    assert decide(policy(learn_timeouts=False), [], 0.0, learned={"4K": 400.0}).timeout_s == 660.0
