@@ -265,14 +265,13 @@ async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
             if declared > cap:
                 raise BadResponse(f"answer of {declared} bytes is over the {cap}-byte cap",
                                   http_status=response.status_code, billed="unknown")
-            chunks, total = [], 0
+            body = bytearray()  # grown in place: no second copy of a 30 MB body at the end
             async for chunk in response.aiter_raw():
-                total += len(chunk)
-                if total > cap:
+                if len(body) + len(chunk) > cap:
                     raise BadResponse(f"answer over the {cap}-byte cap",
                                       http_status=response.status_code, billed="unknown")
-                chunks.append(chunk)
-            return response.status_code, response.headers, b"".join(chunks)
+                body += chunk
+            return response.status_code, response.headers, body
         finally:
             await response.aclose()
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

@@ -290,7 +290,10 @@ class _Behaviour:
         sreq = self.sreq
         delivered = "2K" if kind == "downgrade" and sreq.resolution == "4K" else sreq.resolution
         width, height = sizes.pixels(delivered, sreq.aspect)
-        lines = images.stamp_lines(sreq.prompt, delivered, width, height, self.attempt)
+        if self.app.config.realistic:  # one heavy body per size, drawn once: benchmarks time the client
+            lines = ("SIMULATED", "realistic body", f"{delivered} {width}x{height}")
+        else:
+            lines = images.stamp_lines(sreq.prompt, delivered, width, height, self.attempt)
         png = images.render(width, height, lines, self.app.config.realistic)
         if sreq.provider == "gemini":
             thought = None

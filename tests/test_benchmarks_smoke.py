@@ -1,0 +1,27 @@
+"""Each benchmark script still runs end to end (tiny sizes; no timing is asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize("script,args", [
+    ("goodput.py", ["--requests", "4", "--concurrency", "4", "--profiles", "typical",
+                    "--time-scale", "0.001"]),
+    ("overhead.py", ["--rounds", "1", "--sizes", "1K"]),
+    ("notebook_weight.py", []),
+    ("memory.py", ["--jobs", "2"]),
+    ("responsiveness.py", ["--jobs", "5", "--samples", "3", "--time-scale", "0.05"]),
+])
+def test_benchmark_runs_and_prints_its_ratios(script, args, tmp_path):
+    """A broken benchmark is found by the suite, not when someone needs the numbers."""
+    run = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                         text=True, timeout=180, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "ratios:" in run.stdout.splitlines()[-1]
