@@ -10,20 +10,21 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 __all__ = [
     "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
-    "RetryPolicy", "Rung", "agenerate", "generate", "history", "set_price", "submit",
+    "RetryPolicy", "Rung", "agenerate", "generate", "history", "panel", "set_price", "submit",
 ]
 
 _LAZY = {
     "generate": "api", "agenerate": "api", "submit": "api", "history": "api",
     "GenerationResult": "types", "Attempt": "types", "Job": "jobs",
     "NbpError": "errors", "ConfigError": "errors", "AttemptError": "errors",
-    "RetryPolicy": "policy", "Rung": "policy", "set_price": "pricing",
+    "RetryPolicy": "policy", "Rung": "policy", "set_price": "pricing", "panel": "panel_widget",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import agenerate, generate, history, submit
     from .errors import AttemptError, ConfigError, NbpError
     from .jobs import Job
+    from .panel_widget import panel
     from .policy import RetryPolicy, Rung
     from .pricing import set_price
     from .types import Attempt, GenerationResult
@@ -43,7 +44,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = ipython.magics_manager.magics
     for kind, names in (("cell", ("nbp",)), ("line", ("nbp", "nbp_wait", "nbp_cancel",
                                                       "nbp_jobs", "nbp_history", "nbp_show",
-                                                      "nbp_config"))):
+                                                      "nbp_config", "nbp_panel"))):
         for name in names:
             magics[kind].pop(name, None)
     ipython.configurables[:] = [c for c in ipython.configurables

@@ -193,6 +193,14 @@ class Session:
             if not job.done():
                 job._on_event(Finished(job.id, _crashed(plan, exc)))
 
+    async def _close_loop(self) -> None:
+        """End tickers and other background tasks, then close the HTTP clients."""
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.engine.aclose()
+
     def running(self) -> list[Job]:
         return [job for job in self.jobs.values() if not job.done()]
 
@@ -203,7 +211,7 @@ class Session:
         for job in list(self.jobs.values()):
             job._finished.wait(5)
         if self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self.engine.aclose(), self._loop).result(5)
+            asyncio.run_coroutine_threadsafe(self._close_loop(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
             self._loop.close()

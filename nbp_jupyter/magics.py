@@ -214,6 +214,21 @@ class NbpMagics(Magics):
         display(HTML(f"{thumb}<br>{render.html.escape(row['prompt'])} · {row['resolution']} · "
                      f"{render.html.escape(path)}"))
 
+    @magic_arguments()
+    @argument("--budget", type=float,
+              help="ask before a click that would take this session's spending past it ($)")
+    @line_magic
+    def nbp_panel(self, line: str):
+        """A panel to explore prompts by clicking: jobs, gallery, costs (needs ipywidgets)."""
+        from .panel_widget import show_panel
+
+        args = parse_argstring(self.nbp_panel, line)
+        try:
+            show_panel(self.conf.settings_kwargs(), size=self.conf.size,
+                       aspect=self.conf.aspect, budget=args.budget)
+        except ConfigError as exc:
+            raise _usage(exc) from None
+
     @line_magic
     def nbp_config(self, line: str = ""):
         """The effective settings (the key is only said to be set, never shown)."""

@@ -159,6 +159,15 @@ class Store:
                 " ORDER BY started DESC LIMIT ?", (model, resolution, limit)).fetchall()
         return [r[0] for r in rows if r[0] is not None]
 
+    def success_counts(self, model: str, resolution: str, limit: int = 500) -> tuple[int, int]:
+        """(successful, finished) among the latest attempts for this model and size."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT outcome FROM attempts WHERE model=? AND resolution=?"
+                " AND outcome NOT IN ('running', 'cancelled') ORDER BY started DESC LIMIT ?",
+                (model, resolution, limit)).fetchall()
+        return sum(r[0] == "ok" for r in rows), len(rows)
+
     # ----- after a crash ---------------------------------------------------------------
     def recover(self) -> int:
         """Mark jobs whose process is gone as interrupted; returns how many."""

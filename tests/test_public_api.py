@@ -12,7 +12,8 @@ def test_public_names_are_pinned():
     """Renaming or dropping a public name breaks users' notebooks: it must be deliberate."""
     assert sorted(nbp_jupyter.__all__) == sorted([
         "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
-        "RetryPolicy", "Rung", "agenerate", "generate", "history", "set_price", "submit"])
+        "RetryPolicy", "Rung", "agenerate", "generate", "history", "panel", "set_price",
+        "submit"])
     for name in nbp_jupyter.__all__:
         assert getattr(nbp_jupyter, name) is not None
 

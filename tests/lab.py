@@ -1,0 +1,82 @@
+"""JupyterLab on loopback with token auth, and headless Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags that keep Chromium from calling out of this offline machine (env notes).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+TOKEN = "nbp-browser-test"
+
+
+def require_browser() -> None:
+    """Skip where no Chromium is installed, except in CI, where that is a failure."""
+    if Path(CHROMIUM).exists() and shutil.which("jupyter-lab", path=os.path.dirname(sys.executable)):
+        return
+    message = f"needs {CHROMIUM} (Debian package chromium) and jupyterlab"
+    if os.environ.get("CI"):
+        pytest.fail(message + "; .ci/run installs them")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def jupyter_lab(root: Path, env: dict[str, str]):
+    """Start JupyterLab serving `root`; yields its base URL (token in LAB_TOKEN)."""
+    port = free_port()
+    log = open(root / "jupyterlab.log", "w")
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "jupyter-lab"), "--no-browser",
+         "--allow-root", "--ip", "127.0.0.1", f"--port={port}", f"--ServerApp.root_dir={root}",
+         f"--IdentityProvider.token={TOKEN}", "--ServerApp.open_browser=False",
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/api/status?token={TOKEN}", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError((root / "jupyterlab.log").read_text()[-2000:])
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@contextmanager
+def browser_page(width: int = 1400, height: int = 1100):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
