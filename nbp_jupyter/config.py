@@ -23,6 +23,9 @@ KEY_VARS = {"gemini": ("NBP_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
 SIM_TIME_SCALE = 0.05  # the no-key simulator plays a typical 4K call (~120 s) in ~6 s
 SIM_KEY = "simulator-key"  # the simulator wants some key, like the real services
 DEFAULT_CONCURRENCY = 8
+# A 4K PNG is 10-25 MB [seed], ~34 MB as base64 in JSON; 128 MB leaves room and still stops
+# a runaway or hostile body before it eats the kernel's memory.
+DEFAULT_MAX_RESPONSE_MB = 128
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +39,7 @@ class Settings:
     allow_insecure_http: bool = False
     max_concurrency: int = DEFAULT_CONCURRENCY
     sim_profile: str = "typical"
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024
 
     @property
     def wire(self) -> str:
@@ -48,7 +52,8 @@ class Settings:
                 "model": self.model, "api_key": "set" if self.api_key else "not set",
                 "home": str(self.home), "time_scale": self.time_scale,
                 "allow_insecure_http": self.allow_insecure_http,
-                "max_concurrency": self.max_concurrency, "sim_profile": self.sim_profile}
+                "max_concurrency": self.max_concurrency, "sim_profile": self.sim_profile,
+                "max_response_mb": self.max_response_bytes / 2**20}
 
 
 def _env(name: str) -> str | None:
@@ -81,7 +86,7 @@ def resolve(*, provider: str | None = None, base_url: str | None = None,
             model: str | None = None, api_key: str | None = None,
             time_scale: float | None = None, home: str | Path | None = None,
             allow_insecure_http: bool | None = None, max_concurrency: int | None = None,
-            sim_profile: str | None = None) -> Settings:
+            sim_profile: str | None = None, max_response_mb: float | None = None) -> Settings:
     """Settings for one call; raises ConfigError with a fix when they cannot work."""
     provider = (provider or default_provider()).lower()
     if provider not in PROVIDERS:
@@ -112,7 +117,9 @@ def resolve(*, provider: str | None = None, base_url: str | None = None,
         home=Path(home or _env("NBP_HOME") or "nbp-output"), time_scale=float(time_scale),
         allow_insecure_http=allow,
         max_concurrency=max_concurrency or int(_env("NBP_MAX_CONCURRENCY") or DEFAULT_CONCURRENCY),
-        sim_profile=sim_profile or _env("NBP_SIM_PROFILE") or "typical")
+        sim_profile=sim_profile or _env("NBP_SIM_PROFILE") or "typical",
+        max_response_bytes=int(float(max_response_mb or _env("NBP_MAX_RESPONSE_MB")
+                                     or DEFAULT_MAX_RESPONSE_MB) * 2**20))
     if url is not None:
         check_transport(url, allow)
     return settings

@@ -28,7 +28,6 @@ from .types import Attempt, GenerationResult, Request
 # Split timeouts [seed 2]: connect 10 s, write 30 s (a request with 14 reference images is
 # up to 20 MB), pool 10 s; read is the attempt's own timeout from the policy.
 CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
-MAX_BODY_BYTES = 128 * 1024 * 1024  # a 4K PNG is 10-25 MB, ~34 MB as base64 JSON [seed]
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
@@ -47,7 +46,6 @@ class Plan:
     base_url: str
     policy: pol.RetryPolicy
     rng: random.Random = field(default_factory=random.Random)
-    max_body_bytes: int = MAX_BODY_BYTES
 
 
 @dataclass
@@ -208,13 +206,13 @@ class Engine:
         began = loop.time()
         # The wall clock bounds the whole attempt: a slow drip cannot dodge it.
         status, headers, body = await _bounded(
-            _fetch(client, http_request, plan.max_body_bytes), budget, timeout_s)
+            _fetch(client, http_request, settings.max_response_bytes), budget, timeout_s)
         parsed = await asyncio.to_thread(wire.parse, status, headers, body)
         if parsed.url:  # fetched without our key: the link is the gateway's business
             left = max(budget - (loop.time() - began), 0.001)
             get = client.build_request("GET", parsed.url)
             get.extensions["timeout"] = httpx.Timeout(left).as_dict()
-            code, _, data = await _bounded(_fetch(client, get, plan.max_body_bytes), left,
+            code, _, data = await _bounded(_fetch(client, get, settings.max_response_bytes), left,
                                            timeout_s)
             if code != 200:
                 raise BadResponse(f"image URL answered HTTP {code}", http_status=code,

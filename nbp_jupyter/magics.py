@@ -51,6 +51,14 @@ def _usage(exc: ConfigError) -> UsageError:
     return UsageError(exc.one_line())
 
 
+def _parse(magic, line: str):
+    """parse_argstring, with shell-quoting mistakes as a one-line UsageError too."""
+    try:
+        return parse_argstring(magic, line)
+    except ValueError as exc:  # shlex: "No closing quotation" and friends
+        raise UsageError(f"could not read the options ({exc}); check your quotes") from None
+
+
 @magics_class
 class NbpMagics(Magics):
     def __init__(self, shell, conf: Nbp):
@@ -82,7 +90,7 @@ class NbpMagics(Magics):
         The cell returns at once; a status line below it shows the attempt, elapsed time,
         what to expect and how to cancel, then the image and a one-line caption.
         """
-        args = parse_argstring(self.nbp, line)
+        args = _parse(self.nbp, line)
         if cell is not None and args.words:
             raise UsageError(f"unexpected words after the options: {' '.join(args.words)!r}; "
                              "the prompt is the cell body")
@@ -155,7 +163,7 @@ class NbpMagics(Magics):
     @line_magic
     def nbp_wait(self, line: str):
         """Block until jobs finish (Interrupt stops waiting), then show their final state."""
-        args = parse_argstring(self.nbp_wait, line)
+        args = _parse(self.nbp_wait, line)
         jobs = self._jobs(args.ids) if args.ids else list(session().jobs.values())
         self._wait(jobs, args.timeout)
 
@@ -165,7 +173,7 @@ class NbpMagics(Magics):
     @line_magic
     def nbp_cancel(self, line: str):
         """Cancel jobs: the socket is closed and the attempt recorded as billed=unknown."""
-        args = parse_argstring(self.nbp_cancel, line)
+        args = _parse(self.nbp_cancel, line)
         if not args.ids and not args.all:
             raise UsageError("name a job id (see %nbp_jobs) or use --all")
         jobs = session().running() if args.all else self._jobs(args.ids)
@@ -187,7 +195,7 @@ class NbpMagics(Magics):
     @line_magic
     def nbp_history(self, line: str):
         """Jobs from the ledger with cost and outcome, and the totals."""
-        args = parse_argstring(self.nbp_history, line)
+        args = _parse(self.nbp_history, line)
         try:
             settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
         except ConfigError as exc:
@@ -202,7 +210,7 @@ class NbpMagics(Magics):
     @line_magic
     def nbp_show(self, line: str):
         """Show a past image again, from the file on disk."""
-        args = parse_argstring(self.nbp_show, line)
+        args = _parse(self.nbp_show, line)
         settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
         row = session().store(settings).job(args.id)
         if row is None:
@@ -222,7 +230,7 @@ class NbpMagics(Magics):
         """A panel to explore prompts by clicking: jobs, gallery, costs (needs ipywidgets)."""
         from .panel_widget import show_panel
 
-        args = parse_argstring(self.nbp_panel, line)
+        args = _parse(self.nbp_panel, line)
         try:
             show_panel(self.conf.settings_kwargs(), size=self.conf.size,
                        aspect=self.conf.aspect, budget=args.budget)

@@ -35,7 +35,8 @@ def test_success_at_each_size(home, make_sim, provider, size, aspect):
                                             [provider][size], abs=0.001)
     assert result.cost_unknown_usd == 0
     assert result.image_path.is_file() and result.image_path.is_relative_to(home)
-    assert Image.open(result.image_path).size == (result.width, result.height)
+    with Image.open(result.image_path) as image:
+        assert image.size == (result.width, result.height)
     assert result.simulated
 
 

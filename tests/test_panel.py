@@ -36,7 +36,7 @@ def test_generate_twice_without_blocking_then_both_in_the_gallery(panel):
     panel.prompt.value = "a blue heron"
     second = panel.click()
     assert len(first) == len(second) == 1 and len(panel.jobs.children) == 2
-    wait_for(lambda: len(panel.gallery.children) == 2)
+    wait_for(lambda: len(panel.gallery.children) == 2 and "2 images" in panel.footer.value)
     texts = [row.children[1].value for row in panel.jobs.children]
     assert any("a red kite" in t for t in texts) and any("a blue heron" in t for t in texts)
     assert all('data-state="done"' in t and "1K → 1K" in t for t in texts)

@@ -27,6 +27,8 @@ def test_cli_announces_url_serves_and_stops_cleanly():
         assert proc.wait(timeout=10) == 0
     finally:
         proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 def test_cli_help_documents_profiles_and_failure_mix():
