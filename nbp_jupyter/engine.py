@@ -28,6 +28,7 @@ from .types import Attempt, GenerationResult, Request
 # Split timeouts [seed 2]: connect 10 s, write 30 s (a request with 14 reference images is
 # up to 20 MB), pool 10 s; read is the attempt's own timeout from the policy.
 CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
+LEARN_TTL_S = 2.0  # learned timeouts move slowly; no need to query the ledger per attempt
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
@@ -65,6 +66,7 @@ class Engine:
     def __init__(self, store_for: Callable[[Settings], Store]):
         self._store_for = store_for
         self._clients: dict[tuple[str, int], httpx.AsyncClient] = {}
+        self._learned_cache: dict[tuple, tuple[float, dict]] = {}
 
     def client(self, base_url: str, limit: int) -> httpx.AsyncClient:
         """One pooled HTTP/1.1 client per endpoint (FACTS.md: HTTP/1.1 for long calls)."""
@@ -76,6 +78,17 @@ class Engine:
             self._clients[key] = httpx.AsyncClient(transport=transport, trust_env=False,
                                                    follow_redirects=False)
         return self._clients[key]
+
+    async def _learned(self, store: Store, policy: pol.RetryPolicy, model: str,
+                       scale: float) -> dict:
+        """Learned timeouts, re-read from the ledger at most every LEARN_TTL_S service seconds."""
+        key = (str(store.path), model, tuple(policy.ladder))
+        now = asyncio.get_running_loop().time()
+        cached = self._learned_cache.get(key)
+        if cached is None or now - cached[0] > LEARN_TTL_S * scale:
+            cached = (now, await asyncio.to_thread(_learned, store, policy, model))
+            self._learned_cache[key] = cached
+        return cached[1]
 
     async def aclose(self) -> None:
         for client in self._clients.values():
@@ -100,7 +113,7 @@ class Engine:
         try:
             while True:
                 now = (loop.time() - start) / scale
-                learned = (await asyncio.to_thread(_learned, store, plan.policy, settings.model)
+                learned = (await self._learned(store, plan.policy, settings.model, scale)
                            if plan.policy.learn_timeouts else None)
                 decision = pol.decide(plan.policy, history, now, plan.rng.random(), learned)
                 if isinstance(decision, pol.Stop):
@@ -207,7 +220,10 @@ class Engine:
         # The wall clock bounds the whole attempt: a slow drip cannot dodge it.
         status, headers, body = await _bounded(
             _fetch(client, http_request, settings.max_response_bytes), budget, timeout_s)
-        parsed = await asyncio.to_thread(wire.parse, status, headers, body)
+        parsed = await asyncio.to_thread(_decode, wire, status, headers, body, plan.request,
+                                         resolution, model)
+        if isinstance(parsed, _Delivered):
+            return parsed
         if parsed.url:  # fetched without our key: the link is the gateway's business
             left = max(budget - (loop.time() - began), 0.001)
             get = client.build_request("GET", parsed.url)
@@ -284,6 +300,15 @@ async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
 
 def _why(exc: Exception) -> str:
     return " ".join(str(exc).split())[:120] or type(exc).__name__
+
+
+def _decode(wire, status: int, headers, body: bytes, request: Request, asked: str,
+            model: str):
+    """Parse and check in one thread hop; a gateway's URL answer comes back to be fetched."""
+    parsed = wire.parse(status, headers, body)
+    if parsed.url:
+        return parsed
+    return _check(parsed, request, asked, model)
 
 
 def _check(parsed, request: Request, asked: str, model: str) -> _Delivered:

@@ -122,10 +122,11 @@ class Store:
         name = f"{stamp}-{job_id}-{slug(prompt)}-{resolution}.{re.sub(r'[^a-z0-9]', '', ext) or 'bin'}"
         path = target_dir / name
         tmp = target_dir / f".{name}.{uuid.uuid4().hex[:6]}.part"
+        # Written whole under a temporary name, then renamed: a killed kernel leaves either
+        # the image or a '.part' file, never a truncated image. No fsync: like the ledger
+        # (WAL, synchronous=NORMAL) this survives a crashed process, not a power cut.
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, path)
         return path
 
