@@ -56,7 +56,10 @@ def test_sigkill_with_jobs_in_flight_and_images_arriving(tmp_path, make_sim):
         try:
             kernel.run("import nbp_jupyter as nbp")
             kernel.run(f"jobs = [nbp.submit(f'crash {round_} {{i}}', size='2K') for i in range(12)]")
-            time.sleep(rng.uniform(0.2, 0.8))
+            # kill right after an image arrives (the first one), at a random offset
+            assert kernel.run("import time\nwhile not any(j.done() for j in jobs): "
+                              "time.sleep(0.01)", timeout=60)["status"] == "ok"
+            time.sleep(rng.uniform(0.0, 0.2))
             pid = kernel.km.provisioner.process.pid
             os.kill(pid, signal.SIGKILL)
             kernel.km.provisioner.process.wait()
