@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import config, sizes
 from .errors import ConfigError
+from .events import Finished
 from .records import History, load_history
 from .jobs import Job, session
 from .policy import RetryPolicy, build_ladder
@@ -108,7 +109,7 @@ async def agenerate(prompt: str, **options) -> GenerationResult:
     future: asyncio.Future = loop.create_future()
 
     def finished(job: Job, event) -> None:
-        if job.done() or event.__class__.__name__ == "Finished":
+        if isinstance(event, Finished):
             loop.call_soon_threadsafe(_settle, future, event)
 
     job = submit(prompt, **options)
@@ -120,8 +121,8 @@ async def agenerate(prompt: str, **options) -> GenerationResult:
         raise
 
 
-def _settle(future: asyncio.Future, event) -> None:
-    if not future.done() and hasattr(event, "result"):
+def _settle(future: asyncio.Future, event: Finished) -> None:
+    if not future.done():
         future.set_result(event.result)
 
 

@@ -19,8 +19,7 @@ from PIL import Image
 from . import policy as pol
 from . import pricing, providers, sizes
 from .config import Settings
-from .errors import (AttemptError, AttemptTimeout, BadResponse, Cancelled, ConnectionFailed,
-                     NbpError)
+from .errors import AttemptError, AttemptTimeout, BadResponse, Cancelled, ConnectionFailed
 from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
 from .store import Store
 from .types import Attempt, GenerationResult, Request
@@ -336,5 +335,3 @@ def _check(parsed, request: Request, asked: str, model: str) -> _Delivered:
     return _Delivered(parsed.data, width, height, "jpg" if fmt == "jpeg" else fmt, resolution,
                       cost, parsed.simulated, silent, "; ".join(notes))
 
-
-__all__ = ["Engine", "Plan", "NbpError"]

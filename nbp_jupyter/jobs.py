@@ -26,11 +26,11 @@ from .policy import RetryPolicy
 from .store import Store
 from .types import GenerationResult, Request
 
-STATES = ("queued", "running", "retrying", "fell_back", "done", "failed", "cancelled")
-
-
 class Job:
-    """A handle on one generation running in the background."""
+    """A handle on one generation running in the background.
+
+    `status` is one of queued, running, retrying, fell_back, done, failed, cancelled.
+    """
 
     def __init__(self, job_id: str, request: Request, settings: Settings):
         self.id = job_id

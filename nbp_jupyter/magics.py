@@ -5,6 +5,7 @@ Every user mistake becomes a one-line UsageError before anything is sent.
 
 from __future__ import annotations
 
+import html
 import os
 import string
 import time
@@ -219,8 +220,8 @@ class NbpMagics(Magics):
         if not path or not os.path.isfile(path):
             raise UsageError(f"job {args.id} has no image on disk ({row['status']})")
         thumb = render.thumbnail_html(path, 1024)
-        display(HTML(f"{thumb}<br>{render.html.escape(row['prompt'])} · {row['resolution']} · "
-                     f"{render.html.escape(path)}"))
+        display(HTML(f"{thumb}<br>{html.escape(row['prompt'])} · {row['resolution']} · "
+                     f"{html.escape(path)}"))
 
     @magic_arguments()
     @argument("--budget", type=float,

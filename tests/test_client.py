@@ -228,3 +228,29 @@ def test_many_jobs_in_flight_respect_the_concurrency_limit(home, make_sim):
     results = [j.result(timeout=60) for j in jobs]
     assert all(r.success for r in results) and len(server.log) == 20
     assert server.max_in_flight == 4
+
+
+def test_fallback_to_another_model(home, make_sim):
+    """A ladder rung may name another model: the retry goes out with it, and is priced by it."""
+    server = make_sim(profile="ideal", time_scale=SCALE, script="hang, ok")
+    result = run(server, size="4K", timeout=30, fallback="gemini-2.5-flash-image@1K")
+    assert [(a.resolution, a.model) for a in result.attempts] == [
+        ("4K", "gemini-3-pro-image-preview"), ("1K", "gemini-2.5-flash-image")]
+    assert server.log[-1]["model"] == "gemini-2.5-flash-image"
+    assert result.model == "gemini-2.5-flash-image"
+    assert result.cost_usd < 0.05  # flash pricing, not 3 Pro's
+
+
+def test_status_expectation_switches_to_own_history(home, make_sim):
+    """The status line's P50-P95 comes from the published figures until 10 own samples exist."""
+    from nbp_jupyter.jobs import session
+    from nbp_jupyter.records import expected_latency
+
+    server = make_sim(profile="ideal", time_scale=SCALE)
+    run(server, size="2K")
+    store = next(iter(session()._stores.values()))
+    assert expected_latency(store, "gemini-3-pro-image-preview", "2K") == (65.0, 120.0)
+    for i in range(10):
+        run(server, size="2K", prompt=f"sample {i}")
+    p50, p95 = expected_latency(store, "gemini-3-pro-image-preview", "2K")
+    assert (p50, p95) != (65.0, 120.0) and p50 <= p95

@@ -7,7 +7,6 @@ import random
 import signal
 import time
 
-import pytest
 from PIL import Image
 
 from nbp_jupyter.store import Store

@@ -138,3 +138,13 @@ def test_jobs_show_and_config_tables(kernel):
     assert "data:image/jpeg;base64" in cell_html(kernel, tables["show"])
     config = cell_html(kernel, tables["config"])
     assert "kernel-test-key" not in config and "<td>api_key</td><td>set</td>" in config
+
+
+def test_kernel_answers_with_300_jobs_in_flight(kernel):
+    """300 submitted jobs do not hold the kernel: a cell runs while all are pending."""
+    kernel.sim.set_script(",".join(["hang"] * 300))
+    kernel.run("import nbp_jupyter as nbp\n"
+               "many = [nbp.submit(f'm{i}', size='1K', timeout=1e6) for i in range(300)]")
+    assert kernel.eval("sum(not j.done() for j in many), 6 * 7") == "300 42"
+    kernel.run("%nbp_cancel --all")
+    assert kernel.eval("all(j.result(30).error for j in many)") == "True"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from nbp_jupyter.estimate import PUBLISHED_SUCCESS, budget_warning, estimate
+from nbp_jupyter.estimate import PUBLISHED_SUCCESS, budget_warning
 from nbp_jupyter.jobs import session
 from nbp_jupyter.panel_widget import Panel
 
