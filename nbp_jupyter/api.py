@@ -70,10 +70,7 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
 
 
 def _reference(path: str | Path) -> ReferenceImage:
-    try:
-        file = Path(path).expanduser()
-    except RuntimeError:  # '~someone' with no such user: take the name literally
-        file = Path(path)
+    file = config.expand_path(path)
     if not file.is_file():
         raise ConfigError(f"reference image {str(path)!r} not found",
                           hint="give the path of a PNG, JPEG or WebP file")

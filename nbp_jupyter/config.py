@@ -114,7 +114,7 @@ def resolve(*, provider: str | None = None, base_url: str | None = None,
     settings = Settings(
         provider=provider, base_url=url,
         model=model or _env("NBP_MODEL") or DEFAULT_MODELS[provider], api_key=key,
-        home=Path(home or _env("NBP_HOME") or "nbp-output"), time_scale=float(time_scale),
+        home=expand_path(home or _env("NBP_HOME") or "nbp-output"), time_scale=float(time_scale),
         allow_insecure_http=allow,
         max_concurrency=max_concurrency or int(_env("NBP_MAX_CONCURRENCY") or DEFAULT_CONCURRENCY),
         sim_profile=sim_profile or _env("NBP_SIM_PROFILE") or "typical",
@@ -123,6 +123,13 @@ def resolve(*, provider: str | None = None, base_url: str | None = None,
     if url is not None:
         check_transport(url, allow)
     return settings
+
+
+def expand_path(path: str | Path) -> Path:
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:  # '~someone' with no such user: take the name literally
+        return Path(path)
 
 
 def normalize_base_url(url: str) -> str:

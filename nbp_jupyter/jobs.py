@@ -146,7 +146,7 @@ class Session:
             return self._loop
 
     def store(self, settings: Settings) -> Store:
-        key = str(settings.home.expanduser().resolve())
+        key = str(settings.home.resolve())
         with self._lock:
             if key not in self._stores:
                 self._stores[key] = Store(settings.home, session=self.id)

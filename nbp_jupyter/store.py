@@ -47,7 +47,7 @@ def slug(text: str, limit: int = 40) -> str:
 
 class Store:
     def __init__(self, home: Path | str, session: str | None = None):
-        self.home = Path(home).expanduser().resolve()
+        self.home = Path(home).resolve()  # config.resolve already expanded '~' 
         self.images = self.home / "images"
         self.images.mkdir(parents=True, exist_ok=True)
         self.session = session or uuid.uuid4().hex[:12]
