@@ -72,7 +72,9 @@ class GenerationResult:
         """One line a person can read: sizes, attempts, time, money, where the file is."""
         got = self.resolution or "nothing"
         parts = [f"{self.requested} → {got}", f"{len(self.attempts)} attempt"
-                 + ("s" if len(self.attempts) != 1 else ""), _clock(self.elapsed_s),
+                 + ("s" if len(self.attempts) != 1 else ""),
+                 # the simulator's clock runs fast: say whose minutes these are
+                 _clock(self.elapsed_s) + (" simulated time" if self.simulated else ""),
                  f"${self.cost_usd:.3f}"]
         if self.cost_unknown_usd:
             parts.append(f"+ up to ${self.cost_unknown_usd:.3f} unknown")
