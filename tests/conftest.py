@@ -41,3 +41,12 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("NBP_HOME", str(tmp_path / "nbp-home"))
     yield tmp_path / "nbp-home"
     jobs.reset_session()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_per_test():
+    """Collect cycles after every test, so a leaked socket or file fails the test that leaked
+    it (ResourceWarnings are errors here) instead of the end of the run."""
+    yield
+    import gc
+    gc.collect()
