@@ -142,6 +142,8 @@ def test_oversized_response_is_refused_while_it_streams(home):
                 sent["bytes"] += len(chunk)
         except (ConnectionError, OSError):
             sent["closed"] = True
+        finally:
+            writer.close()  # our side of the socket, or it leaks past the test's loop
 
     async def main():
         server = await asyncio.start_server(endless, "127.0.0.1", 0)
@@ -151,6 +153,7 @@ def test_oversized_response_is_refused_while_it_streams(home):
                                      max_response_mb=1)
         await asyncio.sleep(0.2)
         server.close()
+        await server.wait_closed()
         return result
 
     result = asyncio.run(main())
