@@ -10,7 +10,7 @@ import nbp_jupyter as nbp
 from nbp_jupyter import config
 from nbp_jupyter.errors import ConfigError, InsecureTransport
 
-FAKE_KEY = "AIzaFAKE-nbp-test-key-0123456789"
+FAKE_KEY = "fake-key-NBP-CONFIG-TEST-41b7"
 
 
 @pytest.mark.parametrize("kwargs,words", [

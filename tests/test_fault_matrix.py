@@ -14,7 +14,7 @@ from PIL import Image
 import nbp_jupyter as nbp
 from nbp_jupyter import pricing, sizes
 
-FAKE_KEY = "AIzaFAKEfaultmatrixKEY000000000000000"
+FAKE_KEY = "fake-key-NBP-FAULT-MATRIX-5e1f"
 SCALE = 0.01
 
 # script item -> provider -> (first outcome, HTTP status, billed); None: the job succeeds at once

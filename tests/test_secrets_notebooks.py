@@ -10,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-FAKE_KEY = "AIzaSECRETnotebookKEY0123456789abcdef"
+FAKE_KEY = "fake-key-NBP-NOTEBOOK-SCAN-9c2d"
 
 
 @pytest.mark.parametrize("name", ["01_quickstart.ipynb", "03_reliable_4k.ipynb"])
