@@ -168,7 +168,8 @@ class Engine:
                                   billed="yes", cost_usd=got.cost, detail=got.detail,
                                   width=got.width, height=got.height)
                 attempts.append(attempt)
-                history.append(pol.Past(decision.rung, "ok", now, took, decision.timeout_s))
+                history.append(pol.Past(decision.rung, "ok", now + decision.wait_s, took,
+                                        decision.timeout_s))
                 # A paid image reaches the disk and the ledger even if a cancel lands now.
                 image_path = await _finish_anyway(asyncio.to_thread(
                     _keep, store, plan.job_id, request.prompt, got, attempt))

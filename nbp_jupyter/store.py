@@ -102,6 +102,11 @@ class Store:
         self._write("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
 
     def finish_job(self, result: GenerationResult, status: str) -> None:
+        # An attempt row still 'running' here was cut off before it was recorded (a cancel
+        # landing between its row and its request): it may have gone out, so it may be billed.
+        self._write("UPDATE attempts SET outcome='cancelled', billed='unknown', detail="
+                    "'cancelled before its outcome was recorded' WHERE job_id=? AND "
+                    "outcome='running'", (result.job_id,))
         self._write(
             "UPDATE jobs SET finished=?, status=?, resolution=?, width=?, height=?,"
             " image_path=?, attempts=?, elapsed_s=?, cost_usd=?, cost_unknown_usd=?, error=?,"
