@@ -10,6 +10,7 @@ import asyncio
 import io
 import random
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +28,10 @@ from .types import Attempt, GenerationResult, Request
 # Split timeouts [seed 2]: connect 10 s, write 30 s (a request with 14 reference images is
 # up to 20 MB), pool 10 s; read is the attempt's own timeout from the policy.
 CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
-LEARN_TTL_S = 2.0  # learned timeouts move slowly; no need to query the ledger per attempt
+LEARN_TTL_S = 2.0
+# Parsing holds the GIL, so more threads buy no speed, only memory: each parse of a 4K answer
+# holds its ~23 MB body, the decoded JSON string and the image at once.
+_DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")  # learned timeouts move slowly; no need to query the ledger per attempt
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
@@ -220,8 +224,9 @@ class Engine:
         # The wall clock bounds the whole attempt: a slow drip cannot dodge it.
         status, headers, body = await _bounded(
             _fetch(client, http_request, settings.max_response_bytes), budget, timeout_s)
-        parsed = await asyncio.to_thread(_decode, wire, status, headers, body, plan.request,
-                                         resolution, model)
+        parsed = await asyncio.get_running_loop().run_in_executor(
+            _DECODERS, _decode, wire, status, headers, body, plan.request, resolution, model)
+        del body  # the JSON text is the largest thing we hold; let it go before the next step
         if isinstance(parsed, _Delivered):
             return parsed
         if parsed.url:  # fetched without our key: the link is the gateway's business
