@@ -15,7 +15,7 @@ def commands() -> list[str]:
 def test_readme_starts_with_the_two_commands():
     """First the quickstart, then the test suite, before any other code block."""
     first, second = commands()[:2]
-    assert "jupyter lab notebooks/01_quickstart.ipynb" in first and "[lab]" in first
+    assert "jupyter lab" in first and "notebooks/01_quickstart.ipynb" in first and "[lab]" in first
     assert "[test]" in second and "pytest" in second
     assert (ROOT / "notebooks" / "01_quickstart.ipynb").is_file()
 
