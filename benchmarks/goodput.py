@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbp_jupyter as nbp  # noqa: E402
 from nbp_jupyter import jobs, sim  # noqa: E402
-from nbp_jupyter.policy import RetryPolicy, Rung, build_ladder  # noqa: E402
+from nbp_jupyter.policy import RetryPolicy, Rung, build_ladder, percentile  # noqa: E402
 
 ALL = ("1K", "2K", "4K")
 
@@ -67,7 +67,7 @@ def run(profile: str, name: str, policy: RetryPolicy, args, home: Path) -> dict:
         "policy": name, "delivered %": 100 * len(delivered) / len(results),
         "at 4K %": 100 * sum(r.resolution == "4K" for r in delivered) / len(results),
         "median s": statistics.median(times) if times else float("nan"),
-        "P95 s": times[min(len(times) - 1, int(0.95 * len(times)))] if times else float("nan"),
+        "P95 s": percentile(times, 0.95) if times else float("nan"),
         "calls/img": calls / n,
         "$ billed/img": sum(r.cost_usd for r in results) / n,
         "$ unknown/img": sum(r.cost_unknown_usd for r in results) / n,

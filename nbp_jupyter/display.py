@@ -63,7 +63,7 @@ def status_html(job: Job, expect, scale: float, simulated: bool) -> str:
     colour = COLOURS.get(job.status, "#6b7280")
     text = status_text(job, expect, scale)
     tag = " · SIMULATED" if simulated else ""
-    prompt = _short(job.request.prompt, 60)
+    prompt = short(job.request.prompt, 60)
     return (f'<div class="nbp-status" data-job="{job.id}" style="{BOX.format(colour=colour)}">'
             f'<b style="color:{colour}">{html.escape(job.status)}</b> '
             f'{html.escape(text + tag)}<br><span style="color:#6b7280">'
@@ -76,7 +76,7 @@ def result_html(result: GenerationResult, preview: bytes | None) -> str:
     if preview:
         data = base64.b64encode(preview).decode("ascii")
         img = (f'<img src="data:image/jpeg;base64,{data}" style="max-width:100%" '
-               f'alt="{html.escape(_short(result.prompt, 80))}"><br>')
+               f'alt="{html.escape(short(result.prompt, 80))}"><br>')
     caption = html.escape(result.caption())
     attempts = ""
     if not result.success or len(result.attempts) > 1:
@@ -119,6 +119,6 @@ def thumbnail_html(path: str | None, side: int = 96) -> str:
     return f'<img src="data:image/jpeg;base64,{data}" style="max-height:{side}px">'
 
 
-def _short(text: str, limit: int) -> str:
+def short(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

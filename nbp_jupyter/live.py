@@ -34,7 +34,6 @@ class LiveView:
         self._expect = {job.id: expected_latency(store, settings.model, job.request.size)
                         for job in jobs}
         self.handle = display(self.bundle(), raw=True, display_id=True)
-        self._wake: asyncio.Event | None = None
         loop = session().loop
         asyncio.run_coroutine_threadsafe(self._tick(), loop)
 
@@ -72,9 +71,9 @@ class LiveView:
             self._final[job.id] = render.result_html(result, preview)
 
     async def _tick(self) -> None:
-        self._wake = asyncio.Event()
+        wake = asyncio.Event()
         loop = asyncio.get_running_loop()
-        wake = self._wake
+
         def on_event(job: Job, event) -> None:
             if isinstance(event, Finished):
                 loop.call_soon_threadsafe(wake.set)

@@ -151,6 +151,14 @@ class NbpMagics(Magics):
             return
         live.resend(jobs)
 
+    def _ledger(self):
+        """The ledger these settings point at, whatever the provider (no key needed to read)."""
+        try:
+            settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
+        except ConfigError as exc:
+            raise _usage(exc) from None
+        return session().store(settings)
+
     def _jobs(self, ids: list[str]) -> list[Job]:
         known = session().jobs
         missing = [i for i in ids if i not in known]
@@ -186,7 +194,7 @@ class NbpMagics(Magics):
         """The jobs of this session, running first, with elapsed time."""
         jobs = sorted(session().jobs.values(), key=lambda j: (j.done(), -j.submitted))
         rows = [[j.id, j.status, j.request.size + (f" → {j.resolution}" if j.resolution != j.request.size else ""),
-                 j.attempt, render.clock(j.elapsed_s), render._short(j.request.prompt, 50)]
+                 j.attempt, render.clock(j.elapsed_s), render.short(j.request.prompt, 50)]
                 for j in jobs]
         display(HTML(render.table_html(["job", "status", "size", "attempt", "elapsed", "prompt"], rows)))
 
@@ -197,11 +205,7 @@ class NbpMagics(Magics):
     def nbp_history(self, line: str):
         """Jobs from the ledger with cost and outcome, and the totals."""
         args = _parse(self.nbp_history, line)
-        try:
-            settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
-        except ConfigError as exc:
-            raise _usage(exc) from None
-        store = session().store(settings)
+        store = self._ledger()
         records = load_history(store, limit=args.limit,
                                session=None if args.all else store.session)
         display(HTML(history_html(records)))
@@ -212,10 +216,10 @@ class NbpMagics(Magics):
     def nbp_show(self, line: str):
         """Show a past image again, from the file on disk."""
         args = _parse(self.nbp_show, line)
-        settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
-        row = session().store(settings).job(args.id)
+        store = self._ledger()
+        row = store.job(args.id)
         if row is None:
-            raise UsageError(f"no job {args.id!r} in the ledger at {settings.home}")
+            raise UsageError(f"no job {args.id!r} in the ledger at {store.home}")
         path = row.get("image_path")
         if not path or not os.path.isfile(path):
             raise UsageError(f"job {args.id} has no image on disk ({row['status']})")
@@ -255,7 +259,7 @@ def history_html(records) -> str:
         when = time.strftime("%m-%d %H:%M", time.localtime(r["created"]))
         got = r["resolution"] or "—"
         unknown = f" (+{r['cost_unknown_usd']:.3f}?)" if r["cost_unknown_usd"] else ""
-        rows.append([r["id"], when, render._short(r["prompt"], 50), f"{r['requested']} → {got}",
+        rows.append([r["id"], when, render.short(r["prompt"], 50), f"{r['requested']} → {got}",
                      len(r["attempts"]), render.clock(r["elapsed_s"] or 0),
                      f"${r['cost_usd'] or 0:.3f}{unknown}", r["status"],
                      render.thumbnail_html(r["image_path"])])

@@ -188,7 +188,7 @@ class Panel:
             text = display.status_text(job, None, settings.time_scale)
         return (f'<div class="nbp-row-status" data-state="{job.status}" style="border-left:4px '
                 f'solid {colour}; padding-left:6px"><b style="color:{colour}">{job.status}</b> '
-                f'{html.escape(display._short(job.request.prompt, 40))} · {html.escape(text)}</div>')
+                f'{html.escape(display.short(job.request.prompt, 40))} · {html.escape(text)}</div>')
 
     # ----- from the background loop ---------------------------------------------------------
     def _on_event(self, job: Job, event) -> None:
@@ -211,7 +211,7 @@ class Panel:
         thumb = preview_jpeg(Path(result.image_path), THUMB)
         image = w.Image(value=thumb, format="jpeg", layout=w.Layout(max_width=f"{THUMB}px"))
         caption = w.HTML(f'<div style="font-size:11px; width:{THUMB}px">'
-                         f'{html.escape(display._short(result.prompt, 60))}<br>'
+                         f'{html.escape(display.short(result.prompt, 60))}<br>'
                          f'{html.escape(result.requested)} → {html.escape(result.resolution or "")}'
                          f' · ${result.cost_usd:.3f}{" · SIMULATED" if result.simulated else ""}</div>')
         pick = w.Button(description="Select", layout=w.Layout(width=f"{THUMB}px"))

@@ -118,6 +118,11 @@ def parse_rung(item: str, default_resolution: str) -> Rung:
     return Rung(default_resolution, text)
 
 
+def percentile(ordered: list[float], q: float) -> float:
+    """The q-quantile (0..1) of an already sorted, non-empty list, nearest rank below."""
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def learned_timeout(resolution: str, latencies: list[float]) -> float | None:
     """A per-attempt timeout from this endpoint's own successful calls, or None.
 
@@ -129,8 +134,7 @@ def learned_timeout(resolution: str, latencies: list[float]) -> float | None:
     """
     if len(latencies) < LEARN_MIN_SAMPLES:
         return None
-    ordered = sorted(latencies)
-    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    p95 = percentile(sorted(latencies), 0.95)
     floor = 2.0 * PUBLISHED_LATENCY[resolution][1]
     return min(DEFAULT_TIMEOUTS[resolution], max(LEARN_FACTOR * p95, floor))
 

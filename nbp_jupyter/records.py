@@ -42,11 +42,11 @@ MIN_SAMPLES = 10  # fewer own measurements than this: trust the published figure
 
 def expected_latency(store: Store, model: str, resolution: str) -> tuple[float, float]:
     """(P50, P95) service seconds: this machine's own history once it has enough samples."""
-    from .policy import PUBLISHED_LATENCY
+    from .policy import PUBLISHED_LATENCY, percentile
     samples = sorted(store.latencies(model, resolution))
     if len(samples) < MIN_SAMPLES:
         return PUBLISHED_LATENCY[resolution]
-    return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    return percentile(samples, 0.5), percentile(samples, 0.95)
 
 
 def load_history(store: Store, *, limit: int | None = None,
