@@ -85,7 +85,7 @@ class Panel:
             widget.observe(lambda _: self.refresh_estimate(), names="value")
         self.refresh_estimate()
         self.refresh_footer()
-        asyncio.run_coroutine_threadsafe(self._tick(), session().loop)
+        self._ticker: asyncio.Task | None = None  # only touched on the background loop
 
     # ----- what the widgets ask for -------------------------------------------------------
     def _settings(self, provider: str | None = None, model: str | None = None) -> Settings:
@@ -165,6 +165,7 @@ class Panel:
             self._add_row(job, settings, options)
             job.add_listener(self._on_event)
             jobs.append(job)
+        session().loop.call_soon_threadsafe(self._ensure_ticker)
         return jobs
 
     def _add_row(self, job: Job, settings: Settings, options: dict) -> None:
@@ -239,12 +240,21 @@ class Panel:
             options["size"] = size
         return self.submit(self.selected.prompt, options, 1)
 
+    def _ensure_ticker(self) -> None:
+        """Runs on the background loop, so starting and ending the ticker cannot race."""
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
     async def _tick(self) -> None:
+        """Tick elapsed times once a second while any job runs; a panel left idle (or
+        re-created by running its cell again) costs nothing."""
         while True:
             await asyncio.sleep(TICK_S)
-            for job, status, _, settings, _ in list(self.rows.values()):
-                if not job.done():
-                    status.value = self._row_html(job, settings)
+            running = [row for row in list(self.rows.values()) if not row[0].done()]
+            if not running:
+                return
+            for job, status, _, settings, _ in running:
+                status.value = self._row_html(job, settings)
 
 
 def show_panel(settings_kwargs: dict | None = None, **kw) -> Panel | None:
