@@ -104,16 +104,16 @@ class Store:
     def finish_job(self, result: GenerationResult, status: str) -> None:
         # An attempt row still 'running' here was cut off before it was recorded (a cancel
         # landing between its row and its request): it may have gone out, so it may be billed.
-        self._write("UPDATE attempts SET outcome='cancelled', billed='unknown', detail="
-                    "'cancelled before its outcome was recorded' WHERE job_id=? AND "
-                    "outcome='running'", (result.job_id,))
+        with self._lock:
+            extra = self._close_open_attempts(result.job_id,
+                                              "cancelled before its outcome was recorded")
         self._write(
             "UPDATE jobs SET finished=?, status=?, resolution=?, width=?, height=?,"
             " image_path=?, attempts=?, elapsed_s=?, cost_usd=?, cost_unknown_usd=?, error=?,"
             " simulated=?, downgraded=?, silent_downgrade=? WHERE id=?",
             (time.time(), status, result.resolution, result.width, result.height,
              str(result.image_path) if result.image_path else None, len(result.attempts),
-             result.elapsed_s, result.cost_usd, result.cost_unknown_usd, result.error,
+             result.elapsed_s, result.cost_usd, result.cost_unknown_usd + extra, result.error,
              int(result.simulated), int(result.downgraded), int(result.silent_downgrade),
              result.job_id))
 
@@ -183,18 +183,24 @@ class Store:
         dead = [r["id"] for r in rows if r["pid"] != os.getpid() and not _alive(r["pid"])]
         for job_id in dead:
             with self._lock:
-                unknown = self._db.execute(
-                    "SELECT COALESCE(SUM(estimate_usd), 0) FROM attempts"
-                    " WHERE job_id=? AND outcome='running'", (job_id,)).fetchone()[0]
-                self._db.execute(
-                    "UPDATE attempts SET outcome='cancelled', billed='unknown', detail="
-                    "'interrupted: the kernel stopped during this attempt'"
-                    " WHERE job_id=? AND outcome='running'", (job_id,))
+                unknown = self._close_open_attempts(
+                    job_id, "interrupted: the kernel stopped during this attempt")
                 self._db.execute(
                     "UPDATE jobs SET status='interrupted', cost_unknown_usd="
                     "COALESCE(cost_unknown_usd, 0) + ?, error=? WHERE id=?",
                     (unknown, "interrupted: the kernel stopped while this job ran", job_id))
         return len(dead)
+
+    def _close_open_attempts(self, job_id: str, detail: str) -> float:
+        """Mark attempts with no outcome as cancelled, maybe billed; their list price is
+        returned to count as unknown cost. Call with the lock held."""
+        unknown = self._db.execute(
+            "SELECT COALESCE(SUM(estimate_usd), 0) FROM attempts"
+            " WHERE job_id=? AND outcome='running'", (job_id,)).fetchone()[0]
+        self._db.execute(
+            "UPDATE attempts SET outcome='cancelled', billed='unknown', detail=?"
+            " WHERE job_id=? AND outcome='running'", (detail, job_id))
+        return unknown
 
 
 def _alive(pid: int | None) -> bool:
