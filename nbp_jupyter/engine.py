@@ -254,7 +254,7 @@ def _learned(store: Store, policy: pol.RetryPolicy, model: str) -> dict[str, flo
 
 def _keep(store: Store, job_id: str, prompt: str, got: _Delivered, attempt: Attempt):
     path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
-    store.end_attempt(job_id, attempt)
+    store.end_attempt(job_id, attempt, image_path=path)
     return path
 
 

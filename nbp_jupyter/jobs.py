@@ -165,8 +165,8 @@ class Session:
     def submit(self, request: Request, settings: Settings, policy: RetryPolicy,
                listener: Callable[[Job, Event], None] | None = None) -> Job:
         base_url = settings.base_url or self.sim_url(settings)
-        self.store(settings)  # create the ledger now: errors surface in the caller's cell
-        job_id = f"{next(self._ids):03d}{uuid.uuid4().hex[:3]}"
+        store = self.store(settings)  # create the ledger now: errors surface in the caller's cell
+        job_id = self._new_id(store)
         job = Job(job_id, request, settings)
         if listener is not None:
             job.add_listener(listener)
@@ -176,6 +176,14 @@ class Session:
         job._loop = self.loop
         asyncio.run_coroutine_threadsafe(self._run(job, plan), job._loop)
         return job
+
+    def _new_id(self, store: Store) -> str:
+        """Short enough to type in %nbp_cancel; unique in the ledger, which outlives sessions
+        that each count from 1 (3 random hex digits alone collide after ~75 sessions)."""
+        while True:
+            job_id = f"{next(self._ids):03d}{uuid.uuid4().hex[:3]}"
+            if job_id not in self.jobs and store.job(job_id) is None:
+                return job_id
 
     async def _run(self, job: Job, plan: Plan) -> None:
         job._task = asyncio.current_task()

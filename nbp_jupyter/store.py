@@ -92,14 +92,24 @@ class Store:
             " VALUES (?,?,?,?,?,?,'running',?,'unknown',0,?,'in flight')",
             (job_id, number, time.time(), resolution, model, provider, waited_s, estimate_usd))
 
-    def end_attempt(self, job_id: str, attempt: Attempt) -> None:
+    def end_attempt(self, job_id: str, attempt: Attempt, image_path: Path | None = None) -> None:
+        """Record an attempt's outcome; with the image it paid for, in the same commit, so
+        that a kill right after cannot leave a paid image that the ledger does not know."""
         row = asdict(attempt)
-        self._write(
-            "UPDATE attempts SET outcome=:outcome, http_status=:http_status,"
-            " elapsed_s=:elapsed_s, billed=:billed, cost_usd=:cost_usd, detail=:detail,"
-            " width=:width, height=:height WHERE job_id=:job_id AND number=:number",
-            {**row, "job_id": job_id})
-        self._write("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
+        with self._lock:
+            with self._db:  # one transaction (the connection is in autocommit otherwise)
+                self._db.execute("BEGIN")
+                self._db.execute(
+                    "UPDATE attempts SET outcome=:outcome, http_status=:http_status,"
+                    " elapsed_s=:elapsed_s, billed=:billed, cost_usd=:cost_usd,"
+                    " detail=:detail, width=:width, height=:height"
+                    " WHERE job_id=:job_id AND number=:number", {**row, "job_id": job_id})
+                self._db.execute("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
+                if image_path is not None:
+                    self._db.execute(
+                        "UPDATE jobs SET image_path=?, resolution=?, width=?, height=?"
+                        " WHERE id=?", (str(image_path), attempt.resolution, attempt.width,
+                                        attempt.height, job_id))
 
     def finish_job(self, result: GenerationResult, status: str) -> None:
         # An attempt row still 'running' here was cut off before it was recorded (a cancel
@@ -176,20 +186,50 @@ class Store:
 
     # ----- after a crash ---------------------------------------------------------------
     def recover(self) -> int:
-        """Mark jobs whose process is gone as interrupted; returns how many."""
+        """Close the jobs of processes that are gone; returns how many.
+
+        A job whose image reached the disk is done (its image was paid for and is kept);
+        any other is interrupted, with the list price of a cut-off attempt as unknown cost.
+        """
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, pid FROM jobs WHERE status='running'").fetchall()
         dead = [r["id"] for r in rows if r["pid"] != os.getpid() and not _alive(r["pid"])]
         for job_id in dead:
-            with self._lock:
+            with self._lock, self._db:
+                self._db.execute("BEGIN")
+                image = self._kept_image(job_id)
+                if image is not None:  # renamed into place, killed before its row was written
+                    self._db.execute(
+                        "UPDATE attempts SET outcome='ok', billed='yes', cost_usd=estimate_usd,"
+                        " detail='image kept; recorded after a restart' WHERE job_id=? AND"
+                        " outcome='running' AND number=(SELECT MAX(number) FROM attempts"
+                        " WHERE job_id=?)", (job_id, job_id))
                 unknown = self._close_open_attempts(
                     job_id, "interrupted: the kernel stopped during this attempt")
+                count, paid, resolution = self._db.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0),"
+                    " (SELECT resolution FROM attempts WHERE job_id=? AND outcome='ok')"
+                    " FROM attempts WHERE job_id=?", (job_id, job_id)).fetchone()
                 self._db.execute(
-                    "UPDATE jobs SET status='interrupted', cost_unknown_usd="
-                    "COALESCE(cost_unknown_usd, 0) + ?, error=? WHERE id=?",
-                    (unknown, "interrupted: the kernel stopped while this job ran", job_id))
+                    "UPDATE jobs SET status=?, finished=?, image_path=?, resolution=?,"
+                    " attempts=?, cost_usd=?, cost_unknown_usd=COALESCE(cost_unknown_usd, 0) + ?,"
+                    " error=? WHERE id=?",
+                    ("done" if image else "interrupted", time.time(), image,
+                     resolution if image else None, count, paid, unknown,
+                     None if image else "interrupted: the kernel stopped while this job ran",
+                     job_id))
         return len(dead)
+
+    def _kept_image(self, job_id: str) -> str | None:
+        """The image a job saved, from its row or, if the kill beat the row, from its name."""
+        row = self._db.execute("SELECT image_path FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row and row[0] and os.path.isfile(row[0]):
+            return row[0]
+        # save_image names files '<stamp>-<job id>-<slug>-<size>.<ext>'; '.part' files start with '.'
+        found = sorted(p for p in self.images.glob(f"*-{job_id}-*")
+                       if not p.name.startswith(".") and p.name.split("-")[2:3] == [job_id])
+        return str(found[0]) if found else None
 
     def _close_open_attempts(self, job_id: str, detail: str) -> float:
         """Mark attempts with no outcome as cancelled, maybe billed; their list price is

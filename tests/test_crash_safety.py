@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import time
+from pathlib import Path
 
+import pytest
 from PIL import Image
 
+import nbp_jupyter as nbp
 from nbp_jupyter.store import Store
+from nbp_jupyter.types import Attempt, Request
 
 from .kernel import Kernel
 
@@ -32,12 +37,17 @@ def check_consistent(home) -> dict[str, int]:
             ledger_images.add(os.path.realpath(path))
             assert attempts[-1]["outcome"] == "ok" and attempts[-1]["billed"] == "yes"
         if job["status"] == "interrupted":
-            assert job["cost_unknown_usd"] > 0 or not attempts
+            # unknown cost exactly when an attempt was on the wire; a kill during a backoff
+            # wait after an unbilled failure leaves nothing unknown
+            cut_off = [a for a in attempts if a["detail"].startswith("interrupted")]
+            assert (job["cost_unknown_usd"] > 0) == bool(cut_off), (job, attempts)
             assert job["image_path"] is None
-    # an image on disk without a finished row can only be one whose row the kill cut off;
+    # every whole image on disk is a done job's (a paid image is never lost to history);
     # a half-written file never has an image's name
     for path in (home / "images").glob("*"):
-        assert path.name.endswith(".part") or path.suffix in (".png", ".jpg", ".webp"), path
+        if not path.name.endswith(".part"):
+            assert path.suffix in (".png", ".jpg", ".webp"), path
+            assert os.path.realpath(path) in ledger_images, path
     store.close()
     return counts
 
@@ -79,3 +89,72 @@ def test_a_half_written_file_is_never_an_image(tmp_path):
     path = store.save_image("job1", "a prompt", "1K", b"whole")
     assert path.suffix == ".png" and path.read_bytes() == b"whole"
     assert not list(store.images.glob("*job1*.part"))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _killed_mid_job(home, job_id: str, *, saved: str | None) -> Store:
+    """A job whose kernel died right after its image was saved (`saved` says how far the
+    ledger got: 'row', 'file only', or None for still on the wire). Returns the old store."""
+    store = Store(home)
+    store.begin_job(job_id, Request(prompt="a red kite", size="2K", provider="gemini"), "m")
+    store.begin_attempt(job_id, 1, "2K", "m", "gemini", 0.0, 0.134)
+    if saved:
+        path = store.save_image(job_id, "a red kite", "2K", b"\x89PNG whole")
+        if saved == "row":
+            store.end_attempt(job_id, Attempt(
+                number=1, resolution="2K", model="m", provider="gemini", outcome="ok",
+                http_status=200, waited_s=0.0, elapsed_s=3.0, billed="yes", cost_usd=0.134,
+                detail="ok", width=2048, height=2048), image_path=path)
+    store._write("UPDATE jobs SET pid=? WHERE id=?", (_dead_pid(), job_id))
+    return store
+
+
+@pytest.mark.parametrize("saved", ["row", "file only"])
+def test_an_image_saved_before_the_kill_is_a_done_job_after_restart(tmp_path, saved):
+    """Killed between the image landing and the job's last row: the paid image is in history."""
+    _killed_mid_job(tmp_path, "001abc", saved=saved).close()
+    store = Store(tmp_path)  # the next session recovers
+    job = store.job("001abc")
+    assert job["status"] == "done" and job["error"] is None, job
+    assert job["image_path"] and Path(job["image_path"]).read_bytes() == b"\x89PNG whole"
+    assert job["resolution"] == "2K" and job["attempts"] == 1
+    assert job["cost_usd"] == pytest.approx(0.134) and job["cost_unknown_usd"] == 0
+    [attempt] = store.attempts("001abc")
+    assert (attempt["outcome"], attempt["billed"]) == ("ok", "yes")
+    store.close()
+
+
+def test_a_job_cut_off_on_the_wire_is_interrupted_with_unknown_cost(tmp_path):
+    _killed_mid_job(tmp_path, "001abc", saved=None).close()
+    store = Store(tmp_path)
+    job = store.job("001abc")
+    assert job["status"] == "interrupted" and job["image_path"] is None
+    assert job["cost_unknown_usd"] == pytest.approx(0.134) and job["cost_usd"] == 0
+    assert store.attempts("001abc")[0]["billed"] == "unknown"
+    store.close()
+
+
+def test_another_jobs_image_is_not_taken_for_a_cut_off_one(tmp_path):
+    """A prompt that spells a job id does not lend its image to that job on recovery."""
+    store = _killed_mid_job(tmp_path, "001abc", saved=None)
+    store.save_image("002def", "a kite 001abc flying", "1K", b"other")
+    store.close()
+    store = Store(tmp_path)
+    assert store.job("001abc")["status"] == "interrupted"
+    store.close()
+
+
+def test_job_ids_stay_unique_across_sessions(home, simulator):
+    """Every session counts from 1; an id already in the ledger is never handed out again."""
+    store = Store(home)
+    for n in range(4096):  # every id the first job of a session could draw
+        store.begin_job(f"001{n:03x}", Request(prompt="old"), "m")
+    store.close()
+    result = nbp.generate("new", provider="sim", base_url=simulator.url, time_scale=0.001)
+    assert result.success, result.error
+    assert result.job_id.startswith("002")
