@@ -34,8 +34,7 @@ class LiveView:
         self._expect = {job.id: expected_latency(store, settings.model, job.request.size)
                         for job in jobs}
         self.handle = display(self.bundle(), raw=True, display_id=True)
-        loop = session().loop
-        asyncio.run_coroutine_threadsafe(self._tick(), loop)
+        self.ticker = asyncio.run_coroutine_threadsafe(self._tick(), session().loop)
 
     def bundle(self) -> dict[str, str]:
         cells, lines = [], []
@@ -52,23 +51,31 @@ class LiveView:
                     job, self._expect.get(job.id), self.settings.time_scale))
         return {"text/html": render.grid_html(cells), "text/plain": "\n".join(lines)}
 
-    def done(self) -> bool:
-        return all(job.id in self._final for job in self.jobs)
+    def refresh(self) -> bool:
+        """Render newly finished jobs, send the display, and say whether all are done.
 
-    def update(self) -> None:
-        if self.handle is not None:
-            self.handle.update(self.bundle(), raw=True)
-
-    def finish(self, job: Job) -> None:
-        """Render a finished job's preview once (off the kernel's thread)."""
+        Runs off the kernel's thread (previews take tens of ms). Once every job is shown
+        in its final state the rendered previews are let go: a long session would otherwise
+        hold ~100 KB per image for its whole life; a later resend renders them again from disk.
+        """
         with self._lock:
-            if job.id in self._final:
-                return
-            result = job.result()
-            preview = None
-            if result.image_path and Path(result.image_path).is_file():
-                preview = preview_jpeg(Path(result.image_path))
-            self._final[job.id] = render.result_html(result, preview)
+            for job in self.jobs:
+                if job.done() and job.id not in self._final:
+                    self._final[job.id] = self._render(job)
+            if self.handle is not None:
+                self.handle.update(self.bundle(), raw=True)
+            finished = all(job.id in self._final for job in self.jobs)
+            if finished:
+                self._final.clear()
+            return finished
+
+    @staticmethod
+    def _render(job: Job) -> str:
+        result = job.result()
+        preview = None
+        if result.image_path and Path(result.image_path).is_file():
+            preview = preview_jpeg(Path(result.image_path))
+        return render.result_html(result, preview)
 
     async def _tick(self) -> None:
         wake = asyncio.Event()
@@ -80,13 +87,7 @@ class LiveView:
 
         for job in self.jobs:
             job.add_listener(on_event)
-        while True:
-            for job in self.jobs:
-                if job.done() and job.id not in self._final:
-                    await asyncio.to_thread(self.finish, job)
-            self.update()
-            if self.done():
-                return
+        while not await asyncio.to_thread(self.refresh):
             wake.clear()
             try:
                 await asyncio.wait_for(wake.wait(), TICK_S)
@@ -115,7 +116,4 @@ def resend(jobs: list[Job]) -> None:
     later cell runs and the message names that later cell as parent: this is that update.
     """
     for view in {id(v): v for v in (view_for(j.id) for j in jobs) if v}.values():
-        for job in view.jobs:
-            if job.done():
-                view.finish(job)
-        view.update()
+        view.refresh()

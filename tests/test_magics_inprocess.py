@@ -102,3 +102,20 @@ def test_agenerate_awaits_without_blocking(home, make_sim):
     result, ticks = asyncio.run(main())
     assert result.success and result.requested == "1K"
     assert ticks > 1  # the caller's loop ran while the image was made
+
+
+def test_finished_displays_let_their_previews_go_and_resend_renders_them(ip):
+    """A finished cell keeps no rendered preview in memory; %nbp_wait draws it again from disk."""
+    from IPython.utils.capture import capture_output
+
+    from nbp_jupyter import live
+
+    ip.run_cell_magic("nbp", "-n 2 --out grid", "two kites")
+    jobs = ip.user_ns["grid"]
+    view = live.view_for(jobs[0].id)
+    view.ticker.result(timeout=30)  # ends once both results were shown
+    assert all(job.done() for job in jobs) and view._final == {}
+    with capture_output() as captured:
+        ip.run_line_magic("nbp_wait", " ".join(job.id for job in jobs))
+    [html] = [o.data["text/html"] for o in captured.outputs if "text/html" in o.data][-1:]
+    assert html.count("<img") == 2 and "SIMULATED" in html
