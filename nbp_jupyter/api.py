@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -49,11 +50,6 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
     if sum(len(r.data) for r in refs) * 4 // 3 > MAX_REQUEST_BYTES:
         raise ConfigError("the reference images are over the service's 20 MB request cap",
                           hint="send fewer or smaller images")
-    if refs and settings.wire == "openai":
-        raise ConfigError("reference images need the Gemini wire format",
-                          hint="use provider='gemini' (or 'sim') with images=")
-    request = Request(prompt=prompt, size=size, aspect=aspect, model=settings.model,
-                      provider=settings.provider, images=refs)
     if policy is None:
         try:
             ladder = build_ladder(size, fallback)
@@ -66,6 +62,15 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
             kw["timeouts"] = {r: float(timeout) for r in sizes.RESOLUTIONS}
             kw["learn_timeouts"] = False
         policy = RetryPolicy(**kw)
+    others = sorted({r.provider for r in policy.ladder} - {None, settings.provider})
+    settings = replace(settings, alternates=tuple(
+        config.resolve_alternate(name, settings) for name in others))
+    if refs and any(settings.for_provider(r.provider).wire == "openai" for r in policy.ladder):
+        raise ConfigError("reference images need the Gemini wire format",
+                          hint="use provider='gemini' (or 'sim') with images=, and no "
+                               "openai: step in the fallback list")
+    request = Request(prompt=prompt, size=size, aspect=aspect, model=settings.model,
+                      provider=settings.provider, images=refs)
     return request, settings, policy
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +40,17 @@ class Settings:
     max_concurrency: int = DEFAULT_CONCURRENCY
     sim_profile: str = "typical"
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024
+    # other providers the fallback ladder may step to, each with its own key and endpoint
+    alternates: tuple[Settings, ...] = field(default=(), repr=False)
+
+    def for_provider(self, provider: str | None) -> Settings:
+        """These settings, or the alternate's for a ladder rung on another provider."""
+        if provider is None or provider == self.provider:
+            return self
+        for other in self.alternates:
+            if other.provider == provider:
+                return other
+        raise ConfigError(f"no settings for fallback provider {provider!r}")
 
     @property
     def wire(self) -> str:
@@ -100,7 +111,8 @@ def resolve(*, provider: str | None = None, base_url: str | None = None,
             names = " or ".join(KEY_VARS[provider])
             raise ConfigError(f"no API key for provider {provider!r}",
                               hint=f"set {names}, or use provider='sim' to try the simulator")
-        url = base_url or _env("NBP_BASE_URL") or DEFAULT_BASE_URLS[provider]
+        url = (base_url or _env("NBP_BASE_URL") or _env(f"NBP_{provider.upper()}_BASE_URL")
+               or DEFAULT_BASE_URLS[provider])
     if url is not None:
         url = normalize_base_url(url)
     if time_scale is None:
@@ -123,6 +135,32 @@ def resolve(*, provider: str | None = None, base_url: str | None = None,
     if url is not None:
         check_transport(url, allow)
     return settings
+
+
+# A fallback endpoint takes its key only from its own provider's variables: NBP_API_KEY
+# belongs to the main provider, and sending it to another company's server would leak it.
+ALTERNATE_KEY_VARS = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
+
+
+def resolve_alternate(provider: str, primary: Settings) -> Settings:
+    """Settings for a fallback rung on another provider; raises ConfigError with a fix."""
+    provider = provider.lower()
+    if provider not in PROVIDERS:
+        raise ConfigError(f"unknown provider {provider!r} in the fallback list",
+                          hint=f"write e.g. openai:2K; providers are {', '.join(PROVIDERS)}")
+    key, url = SIM_KEY, _env(f"NBP_{provider.upper()}_BASE_URL")
+    if provider != "sim":
+        names = ALTERNATE_KEY_VARS[provider]
+        key = next((_env(n) for n in names if _env(n)), None)
+        if not key:
+            raise ConfigError(f"no API key for fallback provider {provider!r}",
+                              hint=f"set {' or '.join(names)}")
+        url = url or DEFAULT_BASE_URLS[provider]
+    if url is not None:
+        url = normalize_base_url(url)
+        check_transport(url, primary.allow_insecure_http)
+    return replace(primary, provider=provider, base_url=url, model=DEFAULT_MODELS[provider],
+                   api_key=key, alternates=())
 
 
 def expand_path(path: str | Path) -> Path:

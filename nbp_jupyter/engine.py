@@ -50,6 +50,14 @@ class Plan:
     base_url: str
     policy: pol.RetryPolicy
     rng: random.Random = field(default_factory=random.Random)
+    alternate_urls: dict[str, str] = field(default_factory=dict)  # provider -> its base URL
+
+    def endpoint(self, provider: str | None) -> tuple[Settings, str]:
+        """Settings and base URL for a rung: the job's own, or a fallback provider's."""
+        settings = self.settings.for_provider(provider)
+        if settings is self.settings:
+            return settings, self.base_url
+        return settings, self.alternate_urls[settings.provider]
 
 
 @dataclass
@@ -133,22 +141,24 @@ class Engine:
                     emit(Waiting(plan.job_id, decision.wait_s, decision.reason))
                     await asyncio.sleep(decision.wait_s * scale)
                 rung = ladder[decision.rung]
-                model = rung.model or settings.model
+                endpoint, url = plan.endpoint(rung.provider)
+                model = rung.model or endpoint.model
                 number = len(attempts) + 1
                 tries = sum(1 for p in history if p.rung == decision.rung) + 1
                 estimate = pricing.image_price(model, rung.resolution)
                 await asyncio.to_thread(store.begin_attempt, plan.job_id, number,
-                                        rung.resolution, model, settings.provider,
+                                        rung.resolution, model, endpoint.provider,
                                         decision.wait_s, estimate)
                 emit(AttemptStarted(plan.job_id, number, rung.resolution, model,
                                     decision.timeout_s, tries,
                                     plan.policy.attempts.get(rung.resolution, 1)))
                 began = loop.time()
                 common = dict(number=number, resolution=rung.resolution, model=model,
-                              provider=settings.provider, waited_s=decision.wait_s)
+                              provider=endpoint.provider, waited_s=decision.wait_s)
                 pending = (common, began, estimate)
                 try:
-                    got = await self._attempt(plan, rung.resolution, model, decision.timeout_s)
+                    got = await self._attempt(plan, endpoint, url, rung.resolution, model,
+                                              decision.timeout_s)
                 except AttemptError as exc:
                     pending = None
                     took = (loop.time() - began) / scale
@@ -207,18 +217,17 @@ class Engine:
         emit(Finished(plan.job_id, result))
         return result
 
-    async def _attempt(self, plan: Plan, resolution: str, model: str,
-                       timeout_s: float) -> _Delivered:
-        settings = plan.settings
+    async def _attempt(self, plan: Plan, settings: Settings, base_url: str, resolution: str,
+                       model: str, timeout_s: float) -> _Delivered:
         scale = settings.time_scale
         wire = providers.for_wire(settings.wire)
-        http_request = wire.build(plan.request, resolution, model, plan.base_url,
+        http_request = wire.build(plan.request, resolution, model, base_url,
                                   settings.api_key or "")
         budget = timeout_s * scale
         http_request.extensions["timeout"] = httpx.Timeout(
             budget, connect=min(CONNECT_S * scale, budget), write=WRITE_S * scale,
             pool=POOL_S * scale).as_dict()
-        client = self.client(plan.base_url, settings.max_concurrency)
+        client = self.client(base_url, settings.max_concurrency)
         loop = asyncio.get_running_loop()
         began = loop.time()
         # The wall clock bounds the whole attempt: a slow drip cannot dodge it.
@@ -243,8 +252,12 @@ class Engine:
 
 
 def _learned(store: Store, policy: pol.RetryPolicy, model: str) -> dict[str, float]:
-    out = {}
+    # Timeouts are per resolution: the first rung of each size (the job's own model and
+    # provider) sets it; fallback providers keep the published defaults.
+    out: dict[str, float] = {}
     for rung in policy.ladder:
+        if rung.provider is not None or rung.resolution in out:
+            continue
         value = pol.learned_timeout(rung.resolution,
                                     store.latencies(rung.model or model, rung.resolution))
         if value is not None:

@@ -172,7 +172,9 @@ class Session:
             job.add_listener(listener)
         self.jobs[job_id] = job
         plan = Plan(job_id=job_id, request=request, settings=settings, base_url=base_url,
-                    policy=policy, rng=random.Random())
+                    policy=policy, rng=random.Random(),
+                    alternate_urls={s.provider: s.base_url or self.sim_url(s)
+                                    for s in settings.alternates})
         job._loop = self.loop
         asyncio.run_coroutine_threadsafe(self._run(job, plan), job._loop)
         return job

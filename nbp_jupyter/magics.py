@@ -73,7 +73,8 @@ class NbpMagics(Magics):
     @argument("--provider", "-p", help="gemini, openai or sim (default: by which key is set)")
     @argument("--timeout", type=float, help="seconds per attempt (default by size: 1K 240, 2K 300, 4K 660)")
     @argument("--retries", type=int, help="extra tries at each size (default 4K 2, 2K 1, 1K 2)")
-    @argument("--fallback", help="sizes/models to fall back to, e.g. '2K,1K' (default: every smaller size)")
+    @argument("--fallback", help="sizes, models or providers to fall back to, e.g. '2K,1K' or "
+              "'2K,openai:2K' (default: every smaller size)")
     @argument("--no-fallback", action="store_true", help="never fall back to a smaller size")
     @argument("--image", action="append", default=[], metavar="PATH",
               help="reference image (repeatable, Gemini only)")

@@ -45,13 +45,15 @@ SLOW_OUTCOMES = frozenset({"timeout"})
 
 @dataclass(frozen=True)
 class Rung:
-    """One step of the ladder: a resolution and, optionally, another model."""
+    """One step of the ladder: a resolution and, optionally, another model or provider."""
 
     resolution: str
     model: str | None = None
+    provider: str | None = None  # None: the job's own provider and endpoint
 
     def label(self) -> str:
-        return self.resolution if self.model is None else f"{self.model}@{self.resolution}"
+        text = self.resolution if self.model is None else f"{self.model}@{self.resolution}"
+        return text if self.provider is None else f"{self.provider}:{text}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +98,8 @@ class Stop:
 def build_ladder(size: str, fallback: bool | list[str] | tuple[str, ...] | str = True,
                  model: str | None = None) -> tuple[Rung, ...]:
     """The rungs to climb down. `fallback` is True (every smaller size), False, or a list of
-    sizes and/or model names ('2K', '1K', 'gemini-2.5-flash-image', 'model@1K')."""
+    sizes, model names and other providers ('2K', '1K', 'gemini-2.5-flash-image',
+    'model@1K', 'openai:4K', 'openai:some-model@2K')."""
     first = Rung(sizes.normalize_resolution(size))
     if fallback is True:
         rest = [Rung(r) for r in reversed(sizes.RESOLUTIONS) if sizes.rank(r) < sizes.rank(first.resolution)]
@@ -110,6 +113,10 @@ def build_ladder(size: str, fallback: bool | list[str] | tuple[str, ...] | str =
 
 def parse_rung(item: str, default_resolution: str) -> Rung:
     text = str(item).strip()
+    provider = re.fullmatch(r"([A-Za-z]+):(.*)", text)
+    if provider:  # 'openai:2K': the same ladder step on another endpoint
+        rung = parse_rung(provider[2] or default_resolution, default_resolution)
+        return replace(rung, provider=provider[1].lower())
     if "@" in text:
         name, res = text.rsplit("@", 1)
         return Rung(sizes.normalize_resolution(res), name.strip())

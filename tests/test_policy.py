@@ -121,6 +121,16 @@ def test_explicit_ladder_with_a_fallback_model():
         build_ladder("4K", "2K, other@8K")
 
 
+def test_fallback_may_name_another_provider():
+    """'openai:4K' is the same step on another endpoint; a bare 'openai:' keeps the size."""
+    ladder = build_ladder("4K", "openai:, 2K, openai:my-model@1K")
+    assert ladder == (Rung("4K"), Rung("4K", provider="openai"), Rung("2K"),
+                      Rung("1K", "my-model", "openai"))
+    assert [r.label() for r in ladder] == ["4K", "openai:4K", "2K", "openai:my-model@1K"]
+    with pytest.raises(ValueError):
+        build_ladder("4K", "openai:8K")
+
+
 def test_backoff_base_can_differ_per_size():
     """The seeds' schedule (60 s at 4K, 30 s at 2K) is expressible for comparison."""
     p = policy(wait_initial={"4K": 60.0, "2K": 30.0}, wait_jitter=0.0, wait_max=1e9)
