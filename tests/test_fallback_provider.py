@@ -40,6 +40,11 @@ def test_steps_to_the_other_provider_with_its_own_key(two_endpoints, home):
     store = Store(home)
     assert [a["provider"] for a in store.attempts(result.job_id)] == ["gemini", "openai"]
     store.close()
+    blob = repr(result) + "".join(a.detail for a in result.attempts) + str(gemini.log + gateway.log)
+    for key in (GEMINI_KEY, GATEWAY_KEY):  # neither key is kept anywhere
+        assert key not in blob
+        for path in home.rglob("*"):  # ledger, its WAL, images
+            assert not path.is_file() or key.encode() not in path.read_bytes(), path
 
 
 def test_a_missing_key_for_the_fallback_provider_is_refused_before_sending(
