@@ -14,7 +14,7 @@ from .errors import ConfigError
 from .events import Finished
 from .records import History, load_history
 from .jobs import Job, session
-from .policy import RetryPolicy, build_ladder
+from .policy import HEDGE_AFTER, RetryPolicy, build_ladder
 from .types import GenerationResult, ReferenceImage, Request
 
 MAX_REFERENCES = 14  # [docs] up to 14 reference images
@@ -27,7 +27,7 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
             timeout: float | None = None, retries: int | None = None,
             fallback: bool | str | list[str] | tuple[str, ...] = True,
             deadline: float | None = None, time_scale: float | None = None,
-            policy: RetryPolicy | None = None, **settings_kw) -> tuple[Request, config.Settings, RetryPolicy]:
+            hedge: bool | float = False, policy: RetryPolicy | None = None, **settings_kw) -> tuple[Request, config.Settings, RetryPolicy]:
     """Validate everything and build (request, settings, policy); raises ConfigError."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError("the prompt is empty", hint="write what the image should show")
@@ -39,6 +39,8 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
     for name, value in (("timeout", timeout), ("deadline", deadline)):
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    if not (isinstance(hedge, (bool, int, float)) and hedge >= 0):
+        raise ConfigError(f"hedge must be True, False or seconds > 0, got {hedge!r}")
     if retries is not None and not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"retries must be a whole number >= 0, got {retries!r}")
     settings = config.resolve(provider=provider, base_url=base_url, model=model,
@@ -56,6 +58,10 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
         except ValueError as exc:
             raise ConfigError(str(exc), hint="e.g. fallback='2K,1K' or fallback=False") from None
         kw: dict = {"ladder": ladder, "deadline": deadline}
+        if hedge is True:
+            kw["hedge_after"] = dict(HEDGE_AFTER)
+        elif hedge:  # seconds: the same for every size
+            kw["hedge_after"] = {r: float(hedge) for r in sizes.RESOLUTIONS}
         if retries is not None:
             kw["attempts"] = {r: retries + 1 for r in sizes.RESOLUTIONS}
         if timeout is not None:  # the user's number is kept as given, never tightened

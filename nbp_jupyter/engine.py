@@ -12,7 +12,7 @@ import random
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 from PIL import Image
@@ -51,6 +51,7 @@ class Plan:
     policy: pol.RetryPolicy
     rng: random.Random = field(default_factory=random.Random)
     alternate_urls: dict[str, str] = field(default_factory=dict)  # provider -> its base URL
+    slots: asyncio.Semaphore | None = None  # the concurrency limit a hedge must also respect
 
     def endpoint(self, provider: str | None) -> tuple[Settings, str]:
         """Settings and base URL for a rung: the job's own, or a fallback provider's."""
@@ -58,6 +59,25 @@ class Plan:
         if settings is self.settings:
             return settings, self.base_url
         return settings, self.alternate_urls[settings.provider]
+
+
+class _Run:
+    """One job's attempts so far; shared by the main attempt and its hedge."""
+
+    def __init__(self, plan: Plan, store: Store, emit: Callable[[Event], None], start: float):
+        self.plan, self.store, self.emit, self.start = plan, store, emit, start
+        self.history: list[pol.Past] = []
+        self.attempts: list[Attempt] = []
+        self.unknown_cost = 0.0
+        self._numbers = 0
+
+    def now(self) -> float:
+        """Service seconds since the job started."""
+        return (asyncio.get_running_loop().time() - self.start) / self.plan.settings.time_scale
+
+    def next_number(self) -> int:
+        self._numbers += 1
+        return self._numbers
 
 
 @dataclass
@@ -111,94 +131,43 @@ class Engine:
         settings, request, scale = plan.settings, plan.request, plan.settings.time_scale
         store = self._store_for(settings)
         ladder = plan.policy.ladder
-        start = loop.time()
-        history: list[pol.Past] = []
-        attempts: list[Attempt] = []
-        unknown_cost = 0.0
-        delivered: _Delivered | None = None
+        run = _Run(plan, store, emit, loop.time())
+        won: tuple[_Delivered, Attempt] | None = None
         error: str | None = None
         status = "failed"
         image_path = None
-        pending = None  # (fields, start time, list price) of the attempt on the wire
         await asyncio.to_thread(store.begin_job, plan.job_id, request, settings.model)
         try:
             while True:
-                now = (loop.time() - start) / scale
+                now = run.now()
                 learned = (await self._learned(store, plan.policy, settings.model, scale)
                            if plan.policy.learn_timeouts else None)
-                decision = pol.decide(plan.policy, history, now, plan.rng.random(), learned)
+                decision = pol.decide(plan.policy, run.history, now, plan.rng.random(), learned)
                 if isinstance(decision, pol.Stop):
-                    if attempts and attempts[-1].outcome != "ok":
-                        error = f"{attempts[-1].detail} ({decision.reason})"
-                    else:
-                        error = decision.reason
+                    last = max(run.attempts, key=lambda a: a.number) if run.attempts else None
+                    error = (f"{last.detail} ({decision.reason})" if last and last.outcome != "ok"
+                             else decision.reason)
                     break
-                previous = history[-1].rung if history else 0
+                previous = run.history[-1].rung if run.history else 0
                 if decision.rung != previous:
                     emit(FellBack(plan.job_id, ladder[previous].label(),
                                   ladder[decision.rung].label(), decision.reason))
                 if decision.wait_s > 0:
                     emit(Waiting(plan.job_id, decision.wait_s, decision.reason))
                     await asyncio.sleep(decision.wait_s * scale)
-                rung = ladder[decision.rung]
-                endpoint, url = plan.endpoint(rung.provider)
-                model = rung.model or endpoint.model
-                number = len(attempts) + 1
-                tries = sum(1 for p in history if p.rung == decision.rung) + 1
-                estimate = pricing.image_price(model, rung.resolution)
-                await asyncio.to_thread(store.begin_attempt, plan.job_id, number,
-                                        rung.resolution, model, endpoint.provider,
-                                        decision.wait_s, estimate)
-                emit(AttemptStarted(plan.job_id, number, rung.resolution, model,
-                                    decision.timeout_s, tries,
-                                    plan.policy.attempts.get(rung.resolution, 1)))
-                began = loop.time()
-                common = dict(number=number, resolution=rung.resolution, model=model,
-                              provider=endpoint.provider, waited_s=decision.wait_s)
-                pending = (common, began, estimate)
-                try:
-                    got = await self._attempt(plan, endpoint, url, rung.resolution, model,
-                                              decision.timeout_s)
-                except AttemptError as exc:
-                    pending = None
-                    took = (loop.time() - began) / scale
-                    cost = (pricing.cost(model, rung.resolution, exc.tokens)
-                            if exc.billed == "yes" else 0.0)
-                    if exc.billed == "unknown":
-                        unknown_cost += estimate
-                    attempt = Attempt(**common, outcome=exc.outcome, http_status=exc.http_status,
-                                      elapsed_s=took, billed=exc.billed, cost_usd=cost,
-                                      detail=exc.one_line())
-                    attempts.append(attempt)
-                    history.append(pol.Past(decision.rung, exc.outcome, now + decision.wait_s,
-                                            took, decision.timeout_s, exc.retry_after_s))
-                    await asyncio.to_thread(store.end_attempt, plan.job_id, attempt)
-                    emit(AttemptFailed(plan.job_id, attempt, exc.hint))
-                    continue
-                pending = None
-                took = (loop.time() - began) / scale
-                delivered = got
-                attempt = Attempt(**common, outcome="ok", http_status=200, elapsed_s=took,
-                                  billed="yes", cost_usd=got.cost, detail=got.detail,
-                                  width=got.width, height=got.height)
-                attempts.append(attempt)
-                history.append(pol.Past(decision.rung, "ok", now + decision.wait_s, took,
-                                        decision.timeout_s))
-                # A paid image reaches the disk and the ledger even if a cancel lands now.
-                image_path = await _finish_anyway(asyncio.to_thread(
-                    _keep, store, plan.job_id, request.prompt, got, attempt))
-                status = "done"
-                break
+                hedge = pol.hedge(plan.policy, replace(decision, wait_s=0.0), run.now(), learned)
+                won = await self._race(run, decision, hedge)
+                if won is not None:
+                    status = "done"
+                    break
         except asyncio.CancelledError:
             status, error = "cancelled", "cancelled by you"
-            if pending is not None:  # the request was out: it may still be made and billed
-                common, began, estimate = pending
-                unknown_cost += estimate
-                attempt = Attempt(**common, outcome="cancelled", http_status=None,
-                                  elapsed_s=(loop.time() - began) / scale, billed="unknown",
-                                  cost_usd=0.0, detail=Cancelled("cancelled mid-flight").one_line())
-                attempts.append(attempt)
-                store.end_attempt(plan.job_id, attempt)
+        if won is not None:
+            # A paid image reaches the disk and the ledger even if a cancel lands now.
+            image_path = await _finish_anyway(asyncio.to_thread(
+                _keep, store, plan.job_id, request.prompt, *won))
+        delivered = won[0] if won else None
+        attempts = sorted(run.attempts, key=lambda a: a.number)
         result = GenerationResult(
             success=delivered is not None, requested=request.size,
             resolution=delivered.resolution if delivered else None,
@@ -206,16 +175,114 @@ class Engine:
             width=delivered.width if delivered else None,
             height=delivered.height if delivered else None,
             image_path=image_path,
-            model=attempts[-1].model if attempts else settings.model, attempts=attempts,
-            elapsed_s=(loop.time() - start) / scale,
+            model=won[1].model if won else attempts[-1].model if attempts else settings.model,
+            attempts=attempts,
+            elapsed_s=(loop.time() - run.start) / scale,
             cost_usd=round(sum(a.cost_usd for a in attempts), 6),
-            cost_unknown_usd=round(unknown_cost, 6), error=None if delivered else error,
+            cost_unknown_usd=round(run.unknown_cost, 6), error=None if delivered else error,
             simulated=settings.provider == "sim" or bool(delivered and delivered.simulated),
             prompt=request.prompt, job_id=plan.job_id,
             silent_downgrade=bool(delivered and delivered.silent))
         store.finish_job(result, status)
         emit(Finished(plan.job_id, result))
         return result
+
+    async def _race(self, run: _Run, main: pol.Try,
+                    hedge: pol.Try | None) -> tuple[_Delivered, Attempt] | None:
+        """Fly the main attempt and, if it is still out after `hedge.wait_s`, the hedge beside
+        it; the first image wins and the other is cancelled. None when no image came."""
+        scale = run.plan.settings.time_scale
+        flights = [asyncio.ensure_future(self._fly(run, main))]
+        try:
+            if hedge is not None:
+                done, _ = await asyncio.wait(flights, timeout=hedge.wait_s * scale)
+                slots = run.plan.slots
+                # A hedge needs a free slot under the concurrency limit, taken now or never:
+                # waiting for one while this job holds its own could deadlock a full session.
+                if not done and (slots is None or not slots.locked()):
+                    if slots is not None:
+                        await slots.acquire()  # free, so this returns at once
+                    ladder = run.plan.policy.ladder
+                    run.emit(FellBack(run.plan.job_id, ladder[main.rung].label(),
+                                      ladder[hedge.rung].label(), hedge.reason))
+                    flights.append(asyncio.ensure_future(
+                        self._fly(run, replace(hedge, wait_s=0.0))))
+                    if slots is not None:  # released however the hedge ends, even unstarted
+                        flights[-1].add_done_callback(lambda _: slots.release())
+            pending = set(flights)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                wins = [task.result() for task in flights if task in done and task.result()]
+                if wins:
+                    break
+            else:
+                run.history.sort(key=lambda past: (past.started_s, past.rung))
+                return None
+        except BaseException:  # cancelled, or a bug: no attempt may outlive its job
+            for task in flights:
+                task.cancel()
+            await asyncio.gather(*flights, return_exceptions=True)
+            raise
+        for task in pending:  # the slower one: its image would come too late
+            task.cancel()
+        late = await asyncio.gather(*pending, return_exceptions=True)
+        # Both may have landed at once: a paid image is kept even when it does not win.
+        extra = [got for got in late if isinstance(got, tuple)] + wins[1:]
+        for got in extra:
+            await _finish_anyway(asyncio.to_thread(
+                _keep, run.store, run.plan.job_id, run.plan.request.prompt, *got))
+        return wins[0]
+
+    async def _fly(self, run: _Run, decision: pol.Try) -> tuple[_Delivered, Attempt] | None:
+        """One attempt, recorded from start to end; returns the image, or None if it failed."""
+        plan, store, loop = run.plan, run.store, asyncio.get_running_loop()
+        scale = plan.settings.time_scale
+        rung = plan.policy.ladder[decision.rung]
+        endpoint, url = plan.endpoint(rung.provider)
+        model = rung.model or endpoint.model
+        number = run.next_number()
+        tries = sum(1 for p in run.history if p.rung == decision.rung) + 1
+        estimate = pricing.image_price(model, rung.resolution)
+        started = run.now()
+        await asyncio.to_thread(store.begin_attempt, plan.job_id, number, rung.resolution,
+                                model, endpoint.provider, decision.wait_s, estimate)
+        run.emit(AttemptStarted(plan.job_id, number, rung.resolution, model, decision.timeout_s,
+                                tries, plan.policy.attempts.get(rung.resolution, 1)))
+        began = loop.time()
+        common = dict(number=number, resolution=rung.resolution, model=model,
+                      provider=endpoint.provider, waited_s=decision.wait_s)
+        try:
+            got = await self._attempt(plan, endpoint, url, rung.resolution, model,
+                                      decision.timeout_s)
+        except AttemptError as exc:
+            took = (loop.time() - began) / scale
+            cost = pricing.cost(model, rung.resolution, exc.tokens) if exc.billed == "yes" else 0.0
+            if exc.billed == "unknown":
+                run.unknown_cost += estimate
+            attempt = Attempt(**common, outcome=exc.outcome, http_status=exc.http_status,
+                              elapsed_s=took, billed=exc.billed, cost_usd=cost,
+                              detail=exc.one_line())
+            run.attempts.append(attempt)
+            run.history.append(pol.Past(decision.rung, exc.outcome, started, took,
+                                        decision.timeout_s, exc.retry_after_s))
+            await asyncio.to_thread(store.end_attempt, plan.job_id, attempt)
+            run.emit(AttemptFailed(plan.job_id, attempt, exc.hint))
+            return None
+        except asyncio.CancelledError:  # the request was out: it may still be made and billed
+            run.unknown_cost += estimate
+            attempt = Attempt(**common, outcome="cancelled", http_status=None,
+                              elapsed_s=(loop.time() - began) / scale, billed="unknown",
+                              cost_usd=0.0, detail=Cancelled("cancelled mid-flight").one_line())
+            run.attempts.append(attempt)
+            store.end_attempt(plan.job_id, attempt)
+            raise
+        took = (loop.time() - began) / scale
+        attempt = Attempt(**common, outcome="ok", http_status=200, elapsed_s=took, billed="yes",
+                          cost_usd=got.cost, detail=got.detail, width=got.width,
+                          height=got.height)
+        run.attempts.append(attempt)  # its ledger row is written with the image (_keep)
+        run.history.append(pol.Past(decision.rung, "ok", started, took, decision.timeout_s))
+        return got, attempt
 
     async def _attempt(self, plan: Plan, settings: Settings, base_url: str, resolution: str,
                        model: str, timeout_s: float) -> _Delivered:

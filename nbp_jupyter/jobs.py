@@ -193,6 +193,7 @@ class Session:
             job._task.cancel()
         limit = plan.settings.max_concurrency
         semaphore = self._semaphores.setdefault(limit, asyncio.Semaphore(limit))
+        plan.slots = semaphore  # a hedge takes a second slot
         try:
             async with semaphore:
                 await self.engine.run(plan, job._on_event)

@@ -82,6 +82,9 @@ class NbpMagics(Magics):
     @argument("--wait", action="store_true", help="block this cell until done (interruptible)")
     @argument("--out", metavar="NAME", help="bind the Job (or list of Jobs with -n) to NAME")
     @argument("--deadline", type=float, help="seconds for the whole job, retries included")
+    @argument("--hedge", action="store_true",
+              help="if a call is still running at its size's P99 (4K 250 s), start the next size "
+                   "down beside it; the first image wins (may cost a second call)")
     @argument("--interpolate", action="store_true",
               help="expand {name} in the prompt from your variables (off: braces and $ are text)")
     @argument("words", nargs="*", help="the prompt, for one-line use: %%nbp a red fox")
@@ -109,7 +112,7 @@ class NbpMagics(Magics):
             request, settings, policy = api.prepare(
                 prompt, size=args.size or self.conf.size, aspect=args.aspect or self.conf.aspect,
                 images=args.image, timeout=args.timeout, retries=args.retries,
-                fallback=fallback, deadline=args.deadline,
+                fallback=fallback, deadline=args.deadline, hedge=args.hedge,
                 **{**self.conf.settings_kwargs(),
                    **{k: v for k, v in (("model", args.model), ("provider", args.provider))
                       if v is not None}})

@@ -37,6 +37,10 @@ DEFAULT_ATTEMPTS: dict[str, int] = {"1K": 3, "2K": 2, "4K": 3}
 PUBLISHED_LATENCY: dict[str, tuple[float, float]] = {
     "1K": (45.0, 90.0), "2K": (65.0, 120.0), "4K": (120.0, 170.0)}
 MEDIAN_LATENCY: dict[str, float] = {r: p50 for r, (p50, _) in PUBLISHED_LATENCY.items()}
+# Hedge (opt-in): a call still running at its size's published P99 [seed] is most likely
+# hung or failing, so the next size down starts beside it and the first image wins. Healthy
+# calls reach P99 once in a hundred, so a hedge seldom doubles a bill that was on its way.
+HEDGE_AFTER: dict[str, float] = {"1K": 150.0, "2K": 180.0, "4K": 250.0}
 LEARN_MIN_SAMPLES = 20
 LEARN_FACTOR = 2.5
 SLOW_FAILURE_SHARE = 0.5  # a failure after half the timeout counts as slow
@@ -68,6 +72,7 @@ class RetryPolicy:
     deadline: float | None = None  # whole job, seconds from its start
     step_down_on_slow_failure: bool = True
     learn_timeouts: bool = True  # tighten timeouts to what healthy calls take here (see learned_timeout)
+    hedge_after: dict[str, float] | None = None  # e.g. HEDGE_AFTER; None: never hedge
 
 
 @dataclass(frozen=True)
@@ -150,9 +155,7 @@ def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float =
            learned: dict[str, float] | None = None) -> Try | Stop:
     """The next step after `history` (oldest first) at time `now` (seconds since job start).
     `learned` maps a resolution to a timeout learned from this endpoint (learned_timeout)."""
-    if learned and policy.learn_timeouts:
-        policy = replace(policy, timeouts={r: min(t, learned.get(r, t))
-                                           for r, t in policy.timeouts.items()})
+    policy = _tightened(policy, learned)
     if not history:
         return _fit(policy, 0, 0.0, now, "first attempt")
     last = history[-1]
@@ -191,6 +194,30 @@ def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float =
     if not reason.startswith(("slow", "server")):
         reason = f"{tries_here} failure(s) at {policy.ladder[rung].label()}: step down"
     return _fit(policy, rung + 1, wait, now, reason)
+
+
+def hedge(policy: RetryPolicy, main: Try, now: float,
+          learned: dict[str, float] | None = None) -> Try | None:
+    """The hedge for attempt `main` decided at `now`: a try one rung down (or lower, to fit a
+    deadline) whose `wait_s` counts from the main attempt's start; None when hedging is off,
+    there is no lower rung, or the main attempt's timeout comes first."""
+    if not policy.hedge_after or main.rung + 1 >= len(policy.ladder):
+        return None
+    policy = _tightened(policy, learned)
+    resolution = policy.ladder[main.rung].resolution
+    after = policy.hedge_after.get(resolution)
+    if after is None or after >= main.timeout_s:
+        return None
+    found = _fit(policy, main.rung + 1, 0.0, now + main.wait_s + after,
+                 f"hedge: {resolution} still running after {after:.0f} s")
+    return None if isinstance(found, Stop) else replace(found, wait_s=after)
+
+
+def _tightened(policy: RetryPolicy, learned: dict[str, float] | None) -> RetryPolicy:
+    if learned and policy.learn_timeouts:
+        return replace(policy, timeouts={r: min(t, learned.get(r, t))
+                                         for r, t in policy.timeouts.items()})
+    return policy
 
 
 def _fit(policy: RetryPolicy, rung: int, wait: float, now: float, reason: str) -> Try | Stop:

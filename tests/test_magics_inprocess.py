@@ -30,7 +30,7 @@ def test_help_lists_every_option(ip):
     doc = ip.find_cell_magic("nbp").__doc__
     for option in ("--size", "--aspect", "--model", "--provider", "--timeout", "--retries",
                    "--fallback", "--no-fallback", "--image", "-n", "--wait", "--out",
-                   "--deadline", "--interpolate"):
+                   "--deadline", "--interpolate", "--hedge"):
         assert option in doc
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nbp_jupyter.policy import (DEFAULT_TIMEOUTS, Past, RetryPolicy, Rung, Stop, Try,
-                                build_ladder, decide)
+from nbp_jupyter.policy import (DEFAULT_TIMEOUTS, HEDGE_AFTER, Past, RetryPolicy, Rung, Stop,
+                                Try, build_ladder, decide, hedge)
 
 
 def policy(size="4K", fallback=True, **kw):
@@ -153,3 +153,27 @@ def test_learned_timeouts_tighten_but_never_loosen():
     assert decide(policy(), [], 0.0, learned={"4K": 400.0}).timeout_s == 400.0
     assert decide(policy(), [], 0.0, learned={"4K": 9999.0}).timeout_s == DEFAULT_TIMEOUTS["4K"]
     assert decide(policy(learn_timeouts=False), [], 0.0, learned={"4K": 400.0}).timeout_s == 660.0
+
+
+def test_no_hedge_unless_asked_or_without_a_lower_rung():
+    main = decide(policy(), [], now=0.0)
+    assert hedge(policy(), main, now=0.0) is None
+    assert hedge(policy(fallback=False, hedge_after=HEDGE_AFTER), main, now=0.0) is None
+
+
+def test_hedge_starts_the_next_size_at_the_published_p99():
+    """A 4K call still running at 250 s gets a 2K try beside it, with the 2K timeout."""
+    p = policy(hedge_after=HEDGE_AFTER)
+    main = decide(p, [], now=0.0)
+    assert hedge(p, main, now=0.0) == Try(1, 250.0, DEFAULT_TIMEOUTS["2K"],
+                                          "hedge: 4K still running after 250 s")
+
+
+def test_hedge_never_outlasts_the_deadline_or_the_main_timeout():
+    """With 220 s left at the hedge, 2K (median 65 s) fits and its timeout is cut to fit."""
+    p = policy(hedge_after=HEDGE_AFTER, deadline=500.0)
+    main = decide(p, [], now=30.0)
+    assert hedge(p, main, now=30.0).timeout_s == pytest.approx(500.0 - 30.0 - 250.0)
+    late = decide(p, [], now=200.0)  # at 450 s only 50 s are left: 1K's 45 s median fits
+    assert hedge(p, late, now=200.0).rung == 2
+    assert hedge(policy(hedge_after={"4K": 700.0}), main, now=0.0) is None

@@ -1,0 +1,82 @@
+"""Hedging against the simulator: a slow call gets the next size down beside it; first image wins."""
+
+from __future__ import annotations
+
+import pytest
+
+import nbp_jupyter as nbp
+from nbp_jupyter import pricing
+
+SCALE = 0.01  # 20 simulated seconds play in 0.2 s
+
+
+def run(server, **kw):
+    return nbp.generate("a heron at dawn", size="4K", provider="gemini", base_url=server.url,
+                        api_key="test-key", time_scale=SCALE, **kw)
+
+
+def outcomes(result):
+    return [(a.resolution, a.outcome, a.billed) for a in result.attempts]
+
+
+def test_a_hung_call_loses_to_its_hedge(home, make_sim):
+    server = make_sim(profile="ideal", time_scale=SCALE, script="hang, ok:10s")
+    result = run(server, hedge=20)
+    assert result.success and result.resolution == "2K" and result.downgraded
+    assert outcomes(result) == [("4K", "cancelled", "unknown"), ("2K", "ok", "yes")]
+    assert result.cost_usd == pytest.approx(pricing.image_price(result.model, "2K"), abs=0.001)
+    assert result.cost_unknown_usd == pytest.approx(pricing.image_price(result.model, "4K"))
+    assert result.elapsed_s < 60  # not the 4K timeout (660 s): the hedge came at 20 s
+    assert [e["size"] for e in server.log] == ["4K", "2K"]
+
+
+def test_the_main_call_still_wins_when_it_lands_first(home, make_sim):
+    server = make_sim(profile="ideal", time_scale=SCALE, script="ok:40s, ok:60s")
+    result = run(server, hedge=20)
+    assert result.success and result.resolution == "4K"
+    assert outcomes(result) == [("4K", "ok", "yes"), ("2K", "cancelled", "unknown")]
+    assert result.cost_unknown_usd == pytest.approx(pricing.image_price(result.model, "2K"))
+
+
+def test_no_hedge_when_the_call_is_quick(home, make_sim):
+    server = make_sim(profile="ideal", time_scale=SCALE, script="ok:5s")
+    result = run(server, hedge=True)
+    assert outcomes(result) == [("4K", "ok", "yes")] and len(server.log) == 1
+
+
+def test_when_both_fail_the_policy_carries_on_from_the_lower_size(home, make_sim):
+    """The main 4K fails after the hedge started, the 2K hedge fails too: next is 2K again."""
+    server = make_sim(profile="ideal", time_scale=SCALE, script="500:30s, 500:5s, ok:5s")
+    result = run(server, hedge=20)
+    assert outcomes(result) == [("4K", "server_error", "no"), ("2K", "server_error", "no"),
+                                ("2K", "ok", "yes")]
+    assert result.resolution == "2K"
+
+
+def test_a_hedge_never_passes_the_concurrency_limit(home, make_sim):
+    """With every slot taken the hedge is skipped, not queued behind its own job."""
+    server = make_sim(profile="ideal", time_scale=SCALE, script="hang")
+    result = run(server, hedge=20, timeout=60, retries=0, fallback="1K", max_concurrency=1)
+    assert [a.resolution for a in result.attempts] == ["4K", "1K"]  # no parallel 1K at 20 s
+    assert server.max_in_flight == 1
+
+
+def test_cancel_during_a_hedge_stops_both_calls(home, make_sim):
+    server = make_sim(profile="ideal", time_scale=SCALE, script="hang, hang")
+    job = nbp.submit("a heron", size="4K", provider="gemini", base_url=server.url,
+                     api_key="test-key", time_scale=SCALE, hedge=20)
+    import time
+    while len(server.log) < 2:  # both on the wire
+        time.sleep(0.01)
+    job.cancel()
+    result = job.result(timeout=10)
+    assert outcomes(result) == [("4K", "cancelled", "unknown"), ("2K", "cancelled", "unknown")]
+    deadline = time.monotonic() + 5
+    while server.app.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.app.in_flight == 0
+
+
+def test_hedge_must_be_a_flag_or_seconds(home):
+    with pytest.raises(nbp.ConfigError, match="hedge must be"):
+        nbp.submit("x", provider="sim", hedge=-5)
