@@ -11,6 +11,7 @@ prompt i fails or succeeds the same way whichever policy sends it.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbp_jupyter as nbp  # noqa: E402
 from nbp_jupyter import jobs, sim  # noqa: E402
-from nbp_jupyter.policy import RetryPolicy, Rung, build_ladder, percentile  # noqa: E402
+from nbp_jupyter.policy import HEDGE_AFTER, RetryPolicy, Rung, build_ladder, percentile  # noqa: E402
 
 ALL = ("1K", "2K", "4K")
 
@@ -33,6 +34,10 @@ def policies(deadline: float) -> dict[str, RetryPolicy]:
         "ours": RetryPolicy(ladder=ladder),
         # ours with a whole-job deadline of a few minutes
         f"ours+deadline {deadline:.0f}s": RetryPolicy(ladder=ladder, deadline=deadline),
+        # ours with hedging at the published P99 (opt-in)
+        "ours+hedge": RetryPolicy(ladder=ladder, hedge_after=dict(HEDGE_AFTER)),
+        # ours with a second endpoint (a gateway, its own failures) as the step after 4K
+        "ours+gateway 4K": RetryPolicy(ladder=build_ladder("4K", "openai:4K, 2K, 1K")),
         # [seed 1]: 4K 3 tries at 660 s, 60 s doubling; 2K 2 tries at 180 s, 30 s; 1K 2 at 60 s, 15 s
         "seeds": RetryPolicy(ladder=ladder, attempts={"4K": 3, "2K": 2, "1K": 2},
                              timeouts={"4K": 660.0, "2K": 180.0, "1K": 60.0},
@@ -50,7 +55,10 @@ def policies(deadline: float) -> dict[str, RetryPolicy]:
 
 
 def run(profile: str, name: str, policy: RetryPolicy, args, home: Path) -> dict:
-    with sim.start(profile=profile, time_scale=args.time_scale, seed=args.seed) as server:
+    # the gateway is another service under the same load, failing on its own (another seed)
+    with sim.start(profile=profile, time_scale=args.time_scale, seed=args.seed) as server, \
+            sim.start(profile=profile, time_scale=args.time_scale, seed=args.seed + 1) as gateway:
+        os.environ.update(OPENAI_API_KEY="bench", NBP_OPENAI_BASE_URL=gateway.url)
         started = time.monotonic()
         handles = [nbp.submit(f"benchmark scene {i}", size="4K", provider="gemini",
                               base_url=server.url, api_key="bench", time_scale=args.time_scale,
@@ -73,6 +81,11 @@ def run(profile: str, name: str, policy: RetryPolicy, args, home: Path) -> dict:
         "$ unknown/img": sum(r.cost_unknown_usd for r in results) / n,
         "wall s": wall,
     }
+
+
+def _cost(row: dict) -> float:
+    """Billed plus unknown cost per delivered image: the upper bound of what an image costs."""
+    return row["$ billed/img"] + row["$ unknown/img"]
 
 
 def table(rows: list[dict]) -> str:
@@ -103,11 +116,16 @@ def main(argv=None) -> int:
         print(f"\n{profile} profile: {args.requests} x 4K, concurrency {args.concurrency}, "
               f"time scale {args.time_scale} (times in simulated seconds)")
         print(table(rows))
-        ours, seeds = rows[0], rows[2]
+        by = {row["policy"]: row for row in rows}
+        ours, seeds = by["ours"], by["seeds"]
+        hedge, gateway = by["ours+hedge"], by["ours+gateway 4K"]
         ratios.append(
             f"{profile}: delivered ours/seeds {ours['delivered %'] / max(seeds['delivered %'], 1e-9):.2f}, "
             f"P95 ours/seeds {ours['P95 s'] / seeds['P95 s']:.2f}, "
-            f"cost/img ours/seeds {(ours['$ billed/img'] + ours['$ unknown/img']) / max(seeds['$ billed/img'] + seeds['$ unknown/img'], 1e-9):.2f}")
+            f"cost/img ours/seeds {_cost(ours) / max(_cost(seeds), 1e-9):.2f}, "
+            f"P95 hedge/ours {hedge['P95 s'] / ours['P95 s']:.2f}, "
+            f"cost/img hedge/ours {_cost(hedge) / max(_cost(ours), 1e-9):.2f}, "
+            f"at 4K gateway/ours {gateway['at 4K %'] / max(ours['at 4K %'], 1e-9):.2f}")
     jobs.reset_session()
     print("\nratios: " + "; ".join(ratios))
     return 0
