@@ -212,26 +212,27 @@ class Engine:
             pending = set(flights)
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                wins = [task.result() for task in flights if task in done and task.result()]
-                if wins:
+                if any(task.result() for task in done):
                     break
-            else:
-                run.history.sort(key=lambda past: (past.started_s, past.rung))
-                return None
-        except BaseException:  # cancelled, or a bug: no attempt may outlive its job
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+        else:
+            cancelled = None
+        finally:  # however the race ends, no attempt outlives it: the slower one is too late
             for task in flights:
                 task.cancel()
-            await asyncio.gather(*flights, return_exceptions=True)
-            raise
-        for task in pending:  # the slower one: its image would come too late
-            task.cancel()
-        late = await asyncio.gather(*pending, return_exceptions=True)
-        # Both may have landed at once: a paid image is kept even when it does not win.
-        extra = [got for got in late if isinstance(got, tuple)] + wins[1:]
-        for got in extra:
+            ended = await asyncio.gather(*flights, return_exceptions=True)
+        landed = [got for got in ended if isinstance(got, tuple)]
+        # Both may have landed at once: the second paid image is kept on disk too.
+        for got in landed[1:]:
             await _finish_anyway(asyncio.to_thread(
                 _keep, run.store, run.plan.job_id, run.plan.request.prompt, *got))
-        return wins[0]
+        if landed:  # even if a cancel came as it landed: the image is paid for
+            return landed[0]
+        if cancelled is not None:
+            raise cancelled
+        run.history.sort(key=lambda past: (past.started_s, past.rung))
+        return None
 
     async def _fly(self, run: _Run, decision: pol.Try) -> tuple[_Delivered, Attempt] | None:
         """One attempt, recorded from start to end; returns the image, or None if it failed."""
