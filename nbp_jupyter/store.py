@@ -200,11 +200,14 @@ class Store:
                 self._db.execute("BEGIN")
                 image = self._kept_image(job_id)
                 if image is not None:  # renamed into place, killed before its row was written
+                    # the open attempt of the file's size (a hedged job has two), else the last
+                    size = Path(image).stem.rsplit("-", 1)[-1]
                     self._db.execute(
                         "UPDATE attempts SET outcome='ok', billed='yes', cost_usd=estimate_usd,"
                         " detail='image kept; recorded after a restart' WHERE job_id=? AND"
-                        " outcome='running' AND number=(SELECT MAX(number) FROM attempts"
-                        " WHERE job_id=?)", (job_id, job_id))
+                        " number=(SELECT number FROM attempts WHERE job_id=? AND"
+                        " outcome='running' ORDER BY resolution=? DESC, number DESC LIMIT 1)",
+                        (job_id, job_id, size))
                 unknown = self._close_open_attempts(
                     job_id, "interrupted: the kernel stopped during this attempt")
                 count, paid, resolution = self._db.execute(

@@ -129,6 +129,18 @@ def test_an_image_saved_before_the_kill_is_a_done_job_after_restart(tmp_path, sa
     store.close()
 
 
+def test_a_hedged_job_credits_the_image_to_the_attempt_of_its_size(tmp_path):
+    """Killed with a 4K call and its 2K hedge open, the 2K image saved: the 2K one was paid."""
+    store = _killed_mid_job(tmp_path, "001abc", saved="file only")  # attempt 1: 2K, its file
+    store.begin_attempt("001abc", 2, "1K", "m", "gemini", 0.0, 0.134)  # a later, other size
+    store.close()
+    store = Store(tmp_path)
+    by_size = {a["resolution"]: (a["outcome"], a["billed"]) for a in store.attempts("001abc")}
+    assert by_size == {"2K": ("ok", "yes"), "1K": ("cancelled", "unknown")}
+    assert store.job("001abc")["cost_unknown_usd"] == pytest.approx(0.134)
+    store.close()
+
+
 def test_a_job_cut_off_on_the_wire_is_interrupted_with_unknown_cost(tmp_path):
     _killed_mid_job(tmp_path, "001abc", saved=None).close()
     store = Store(tmp_path)
