@@ -60,8 +60,9 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
         kw: dict = {"ladder": ladder, "deadline": deadline}
         if hedge is True:
             kw["hedge_after"] = dict(HEDGE_AFTER)
-        elif hedge:  # seconds: the same for every size
+        elif hedge:  # seconds: the same for every size, kept as given
             kw["hedge_after"] = {r: float(hedge) for r in sizes.RESOLUTIONS}
+            kw["learn_hedge"] = False
         if retries is not None:
             kw["attempts"] = {r: retries + 1 for r in sizes.RESOLUTIONS}
         if timeout is not None:  # the user's number is kept as given, never tightened

@@ -28,10 +28,11 @@ from .types import Attempt, GenerationResult, Request
 # Split timeouts [seed 2]: connect 10 s, write 30 s (a request with 14 reference images is
 # up to 20 MB), pool 10 s; read is the attempt's own timeout from the policy.
 CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
+# Learned timeouts and hedge points move slowly: no need to query the ledger per attempt.
 LEARN_TTL_S = 2.0
 # Parsing holds the GIL, so more threads buy no speed, only memory: each parse of a 4K answer
 # holds its ~23 MB body, the decoded JSON string and the image at once.
-_DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")  # learned timeouts move slowly; no need to query the ledger per attempt
+_DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
@@ -111,8 +112,11 @@ class Engine:
         return self._clients[key]
 
     async def _learned(self, store: Store, policy: pol.RetryPolicy, model: str,
-                       scale: float) -> dict:
-        """Learned timeouts, re-read from the ledger at most every LEARN_TTL_S service seconds."""
+                       scale: float) -> tuple[dict[str, float], dict[str, float]]:
+        """Learned (timeouts, hedge points) per size, re-read from the ledger at most every
+        LEARN_TTL_S service seconds."""
+        if not (policy.learn_timeouts or (policy.hedge_after and policy.learn_hedge)):
+            return {}, {}
         key = (str(store.path), model, tuple(policy.ladder))
         now = asyncio.get_running_loop().time()
         cached = self._learned_cache.get(key)
@@ -140,8 +144,8 @@ class Engine:
         try:
             while True:
                 now = run.now()
-                learned = (await self._learned(store, plan.policy, settings.model, scale)
-                           if plan.policy.learn_timeouts else None)
+                learned, hedge_points = await self._learned(store, plan.policy, settings.model,
+                                                            scale)
                 decision = pol.decide(plan.policy, run.history, now, plan.rng.random(), learned)
                 if isinstance(decision, pol.Stop):
                     last = max(run.attempts, key=lambda a: a.number) if run.attempts else None
@@ -155,7 +159,8 @@ class Engine:
                 if decision.wait_s > 0:
                     emit(Waiting(plan.job_id, decision.wait_s, decision.reason))
                     await asyncio.sleep(decision.wait_s * scale)
-                hedge = pol.hedge(plan.policy, replace(decision, wait_s=0.0), run.now(), learned)
+                hedge = pol.hedge(plan.policy, replace(decision, wait_s=0.0), run.now(), learned,
+                                  hedge_points)
                 won = await self._race(run, decision, hedge)
                 if won is not None:
                     status = "done"
@@ -319,18 +324,21 @@ class Engine:
         return await asyncio.to_thread(_check, parsed, plan.request, resolution, model)
 
 
-def _learned(store: Store, policy: pol.RetryPolicy, model: str) -> dict[str, float]:
-    # Timeouts are per resolution: the first rung of each size (the job's own model and
-    # provider) sets it; fallback providers keep the published defaults.
-    out: dict[str, float] = {}
+def _learned(store: Store, policy: pol.RetryPolicy,
+             model: str) -> tuple[dict[str, float], dict[str, float]]:
+    # Per resolution: the first rung of each size (the job's own model and provider) sets
+    # them; fallback providers keep the published figures.
+    timeouts: dict[str, float] = {}
+    hedges: dict[str, float] = {}
     for rung in policy.ladder:
-        if rung.provider is not None or rung.resolution in out:
+        if rung.provider is not None or rung.resolution in timeouts or rung.resolution in hedges:
             continue
-        value = pol.learned_timeout(rung.resolution,
-                                    store.latencies(rung.model or model, rung.resolution))
-        if value is not None:
-            out[rung.resolution] = value
-    return out
+        latencies = store.latencies(rung.model or model, rung.resolution)
+        for out, learn in ((timeouts, pol.learned_timeout), (hedges, pol.learned_hedge)):
+            value = learn(rung.resolution, latencies)
+            if value is not None:
+                out[rung.resolution] = value
+    return timeouts, hedges
 
 
 def _keep(store: Store, job_id: str, prompt: str, got: _Delivered, attempt: Attempt):

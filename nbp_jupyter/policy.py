@@ -73,6 +73,7 @@ class RetryPolicy:
     step_down_on_slow_failure: bool = True
     learn_timeouts: bool = True  # tighten timeouts to what healthy calls take here (see learned_timeout)
     hedge_after: dict[str, float] | None = None  # e.g. HEDGE_AFTER; None: never hedge
+    learn_hedge: bool = True  # hedge later when this endpoint's healthy calls are slower
 
 
 @dataclass(frozen=True)
@@ -196,16 +197,31 @@ def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float =
     return _fit(policy, rung + 1, wait, now, reason)
 
 
-def hedge(policy: RetryPolicy, main: Try, now: float,
-          learned: dict[str, float] | None = None) -> Try | None:
+def learned_hedge(resolution: str, latencies: list[float]) -> float | None:
+    """When to hedge, from this endpoint's own successful calls, or None.
+
+    With at least LEARN_MIN_SAMPLES successes: their P99, never earlier than the published
+    P99. When the service is slow for everyone (January 2026: 180 s+ where 20-40 s was
+    usual), a fixed point would hedge nearly every call and double the bill for nothing.
+    """
+    if len(latencies) < LEARN_MIN_SAMPLES:
+        return None
+    return max(HEDGE_AFTER[resolution], percentile(sorted(latencies), 0.99))
+
+
+def hedge(policy: RetryPolicy, main: Try, now: float, learned: dict[str, float] | None = None,
+          learned_hedge: dict[str, float] | None = None) -> Try | None:
     """The hedge for attempt `main` decided at `now`: a try one rung down (or lower, to fit a
     deadline) whose `wait_s` counts from the main attempt's start; None when hedging is off,
-    there is no lower rung, or the main attempt's timeout comes first."""
+    there is no lower rung, or the main attempt's timeout comes first. `learned_hedge`
+    (learned_hedge per size) can only make the hedge later."""
     if not policy.hedge_after or main.rung + 1 >= len(policy.ladder):
         return None
     policy = _tightened(policy, learned)
     resolution = policy.ladder[main.rung].resolution
     after = policy.hedge_after.get(resolution)
+    if after is not None and learned_hedge and policy.learn_hedge:
+        after = max(after, learned_hedge.get(resolution, after))
     if after is None or after >= main.timeout_s:
         return None
     found = _fit(policy, main.rung + 1, 0.0, now + main.wait_s + after,

@@ -177,3 +177,18 @@ def test_hedge_never_outlasts_the_deadline_or_the_main_timeout():
     late = decide(p, [], now=200.0)  # at 450 s only 50 s are left: 1K's 45 s median fits
     assert hedge(p, late, now=200.0).rung == 2
     assert hedge(policy(hedge_after={"4K": 700.0}), main, now=0.0) is None
+
+
+def test_a_slow_endpoint_is_hedged_later_never_earlier():
+    """Own successes set the hedge point at their P99, floored at the published P99."""
+    from nbp_jupyter.policy import learned_hedge
+
+    assert learned_hedge("4K", [400.0] * 19) is None
+    assert learned_hedge("4K", [100.0] * 30) == HEDGE_AFTER["4K"]
+    assert learned_hedge("4K", [300.0] * 29 + [420.0]) == 420.0
+    p = policy(hedge_after=HEDGE_AFTER)
+    main = decide(p, [], now=0.0)
+    assert hedge(p, main, 0.0, learned_hedge={"4K": 420.0}).wait_s == 420.0
+    assert hedge(p, main, 0.0, learned_hedge={"4K": 700.0}) is None  # past the timeout: never
+    pinned = policy(hedge_after={"4K": 60.0}, learn_hedge=False)
+    assert hedge(pinned, main, 0.0, learned_hedge={"4K": 420.0}).wait_s == 60.0
