@@ -74,5 +74,8 @@ def test_reliable_4k_headless(tmp_path, monkeypatch):
     assert_no_errors(nb)
     text = "".join(o.get("text", "") for o in outputs(nb, "for profile, results in runs.items():"))
     assert "typical" in text and "peak" in text and "billed $" in text
+    hedging = "".join(o.get("text", "") for o in outputs(nb, "import tempfile\nfrom nbp_jupyter import sim"))
+    assert "plain " in hedging and "hedges 0 " in hedging and "hedged  hedges " in hedging
+    assert "hedged  hedges 0 " not in hedging  # the hedged run did hedge
     ledger = "".join(o.get("text", "") for o in outputs(nb, "totals = nbp.history()"))
     assert "4K:" in ledger and "calls per image" in ledger
