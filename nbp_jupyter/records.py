@@ -10,12 +10,23 @@ from .store import Store
 class History(list):
     """A list of job records (dicts, newest first), each with its `attempts` list."""
 
-    def to_pandas(self):
+    def to_pandas(self, *, attempts: bool = False):
+        """A DataFrame with one row per job, or per attempt (with its job's prompt and
+        requested size) when `attempts=True`; times are Timestamps (UTC)."""
         try:
             import pandas as pd
         except ImportError:
             raise ImportError("history().to_pandas() needs pandas: pip install pandas") from None
-        return pd.DataFrame([{k: v for k, v in r.items() if k != "attempts"} for r in self])
+        if attempts:
+            rows = [{**a, "prompt": r["prompt"], "requested": r["requested"]}
+                    for r in self for a in r["attempts"]]
+        else:
+            rows = [{**r, "attempts": len(r["attempts"])} for r in self]  # a count per job
+        frame = pd.DataFrame(rows)
+        for column in ("created", "finished", "started"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+        return frame
 
     def totals(self) -> dict:
         """Images, attempts, billed and unknown cost, and success rate per requested size."""

@@ -220,6 +220,22 @@ def test_ledger_matches_the_result_and_survives_a_new_process(home, make_sim):
                    "image_path": str(result.image_path), "outcomes": ["overloaded", "ok"]}
 
 
+def test_history_as_pandas_frames_of_jobs_and_attempts(home, make_sim):
+    """to_pandas(): one row per job or per attempt, sums that match the results, real times."""
+    import pandas as pd
+
+    server = make_sim(profile="ideal", time_scale=SCALE, script="503, ok, blocked")
+    done, blocked = run(server, prompt="first"), run(server, prompt="second")
+    jobs = nbp.history().to_pandas()
+    assert sorted(zip(jobs["status"], jobs["attempts"])) == [("done", 2), ("failed", 1)]
+    assert jobs["cost_usd"].sum() == pytest.approx(done.cost_usd + blocked.cost_usd)
+    assert isinstance(jobs["created"].iloc[0], pd.Timestamp)
+    tries = nbp.history().to_pandas(attempts=True)
+    assert sorted(tries["outcome"]) == ["blocked", "ok", "overloaded"]
+    assert set(tries["prompt"]) == {"first", "second"} and (tries["requested"] == "1K").all()
+    assert tries.groupby("outcome")["cost_usd"].sum()["ok"] == pytest.approx(done.cost_usd)
+
+
 def test_many_jobs_in_flight_respect_the_concurrency_limit(home, make_sim):
     """20 jobs with a limit of 4: never more than 4 requests open at the simulator."""
     server = make_sim(profile="ideal", time_scale=SCALE)
