@@ -70,6 +70,7 @@ class _Run:
         self.history: list[pol.Past] = []
         self.attempts: list[Attempt] = []
         self.unknown_cost = 0.0
+        self.superseded_by: str | None = None  # the size whose image made the race's loser moot
         self._numbers = 0
 
     def now(self) -> float:
@@ -217,7 +218,9 @@ class Engine:
             pending = set(flights)
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if any(task.result() for task in done):
+                first = next((task.result() for task in done if task.result()), None)
+                if first is not None:  # the other call is cancelled below, and told why
+                    run.superseded_by = first[1].resolution
                     break
         except asyncio.CancelledError as exc:
             cancelled = exc
@@ -278,7 +281,7 @@ class Engine:
             run.unknown_cost += estimate
             attempt = Attempt(**common, outcome="cancelled", http_status=None,
                               elapsed_s=(loop.time() - began) / scale, billed="unknown",
-                              cost_usd=0.0, detail=Cancelled("cancelled mid-flight").one_line())
+                              cost_usd=0.0, detail=self._cancelled_detail(run))
             run.attempts.append(attempt)
             store.end_attempt(plan.job_id, attempt)
             raise
@@ -289,6 +292,13 @@ class Engine:
         run.attempts.append(attempt)  # its ledger row is written with the image (_keep)
         run.history.append(pol.Past(decision.rung, "ok", started, took, decision.timeout_s))
         return got, attempt
+
+    @staticmethod
+    def _cancelled_detail(run: _Run) -> str:
+        if run.superseded_by:
+            return (f"stopped: the {run.superseded_by} call beside it delivered first; "
+                    "a request already sent may still be billed")
+        return Cancelled("cancelled mid-flight").one_line()
 
     async def _attempt(self, plan: Plan, settings: Settings, base_url: str, resolution: str,
                        model: str, timeout_s: float) -> _Delivered:

@@ -24,6 +24,7 @@ def test_a_hung_call_loses_to_its_hedge(home, make_sim):
     result = run(server, hedge=20)
     assert result.success and result.resolution == "2K" and result.downgraded
     assert outcomes(result) == [("4K", "cancelled", "unknown"), ("2K", "ok", "yes")]
+    assert result.attempts[0].detail.startswith("stopped: the 2K call beside it delivered first")
     assert result.cost_usd == pytest.approx(pricing.image_price(result.model, "2K"), abs=0.001)
     assert result.cost_unknown_usd == pytest.approx(pricing.image_price(result.model, "4K"))
     assert result.elapsed_s < 60  # not the 4K timeout (660 s): the hedge came at 20 s
@@ -71,6 +72,7 @@ def test_cancel_during_a_hedge_stops_both_calls(home, make_sim):
     job.cancel()
     result = job.result(timeout=10)
     assert outcomes(result) == [("4K", "cancelled", "unknown"), ("2K", "cancelled", "unknown")]
+    assert all("cancelled by you" in a.detail for a in result.attempts)
     deadline = time.monotonic() + 5
     while server.app.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
