@@ -39,6 +39,8 @@ class Panel:
         self.model = w.Text(value=base.model, description="model")
         self.provider = w.Dropdown(options=PROVIDERS, value="(default)", description="provider")
         self.fallback = w.Checkbox(value=True, description="fall back to smaller sizes")
+        self.hedge = w.Checkbox(value=False, description="hedge slow calls",
+                                tooltip="past its size's P99, start the next size down beside it")
         self.count = w.BoundedIntText(value=1, min=1, max=8, description="count")
         self.budget = w.BoundedFloatText(value=budget or 0.0, min=0.0, max=1e6, step=0.5,
                                          description="budget $", tooltip="0: no budget")
@@ -67,7 +69,8 @@ class Panel:
             widget.add_class(name)
         self.widget = w.VBox([
             self.prompt, w.HBox([self.size, self.aspect, self.count]),
-            w.HBox([self.provider, self.model]), w.HBox([self.fallback, self.budget]),
+            w.HBox([self.provider, self.model]),
+            w.HBox([self.fallback, self.hedge, self.budget]),
             w.HBox([self.go, self.estimate]), self.message, self.confirm,
             w.HTML("<b>Jobs</b>"), self.jobs, w.HTML("<b>Gallery</b>"), self.gallery,
             self.selection, self.footer])
@@ -98,7 +101,8 @@ class Panel:
 
     def _options(self, **override) -> dict:
         opts = dict(size=self.size.value, aspect=self.aspect.value, fallback=self.fallback.value,
-                    model=self.model.value.strip() or None, **self.settings_kwargs)
+                    hedge=self.hedge.value, model=self.model.value.strip() or None,
+                    **self.settings_kwargs)
         if self.provider.value != "(default)":
             opts["provider"] = self.provider.value
         opts.update(override)
@@ -171,7 +175,7 @@ class Panel:
     def _add_row(self, job: Job, settings: Settings, options: dict) -> None:
         import ipywidgets as w
         status = w.HTML(self._row_html(job, settings))
-        cancel = w.Button(description="Cancel", layout=w.Layout(width="80px"))
+        cancel = w.Button(description="Cancel", layout=w.Layout(width="80px", flex="0 0 auto"))
         cancel.add_class("nbp-cancel")
         cancel.on_click(lambda _: job.cancel())
         row = w.HBox([cancel, status])

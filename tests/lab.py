@@ -42,6 +42,11 @@ def free_port() -> int:
 def jupyter_lab(root: Path, env: dict[str, str]):
     """Start JupyterLab serving `root`; yields its base URL (token in LAB_TOKEN)."""
     port = free_port()
+    # no "get Jupyter news?" toast over the screenshots
+    settings = root / ".lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    env = {"JUPYTERLAB_SETTINGS_DIR": str(root / ".lab-settings"), **env}
     log = open(root / "jupyterlab.log", "w")
     proc = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "jupyter-lab"), "--no-browser",

@@ -127,3 +127,14 @@ def test_without_a_front_end_it_says_so(capsys, home):
     import nbp_jupyter
     assert nbp_jupyter.panel() is None
     assert "needs Jupyter with ipywidgets" in capsys.readouterr().out
+
+
+def test_hedge_box_hedges_a_hung_call(panel):
+    """Ticking 'hedge slow calls': a hung 4K call gets a 2K call beside it, which delivers."""
+    panel.sim.set_script("hang, ok")
+    panel.size.value, panel.hedge.value = "4K", True
+    panel.prompt.value = "a slow kite"
+    [job] = panel.click()
+    result = job.result(timeout=30)
+    assert [(a.resolution, a.outcome) for a in result.attempts] == [("4K", "cancelled"), ("2K", "ok")]
+    wait_for(lambda: len(panel.gallery.children) == 1)
