@@ -15,8 +15,13 @@ from .jobs import Job
 from .types import GenerationResult
 
 COLOURS = {"queued": "#6b7280", "running": "#2563eb", "retrying": "#d97706",
-           "fell_back": "#d97706", "done": "#16a34a", "failed": "#dc2626",
-           "cancelled": "#6b7280"}
+           "fell_back": "#d97706", "hedging": "#7c3aed", "done": "#16a34a",
+           "failed": "#dc2626", "cancelled": "#6b7280"}
+
+
+def state_word(status: str) -> str:
+    """A job status as people read it: 'fell back', not 'fell_back'."""
+    return status.replace("_", " ")
 BOX = ("font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; "
        "padding: 4px 8px; border-left: 4px solid {colour}; margin: 2px 0;")
 
@@ -43,7 +48,7 @@ def status_text(job: Job, expect: tuple[float, float] | None, scale: float) -> s
     if job.timeout_s and job.attempt_started:
         left = job.timeout_s * scale - (now - job.attempt_started)
         parts.append(f"gives up this attempt in {clock(left)}")
-    if job.status in ("retrying", "fell_back") and job.events:
+    if job.status in ("retrying", "fell_back", "hedging") and job.events:
         parts.append(_last_reason(job))
     parts.append(f"%nbp_cancel {job.id}")
     return " · ".join(p for p in parts if p)
@@ -67,7 +72,7 @@ def status_html(job: Job, expect, scale: float, simulated: bool) -> str:
     tag = " · SIMULATED" if simulated else ""
     prompt = short(job.request.prompt, 60)
     return (f'<div class="nbp-status" data-job="{job.id}" style="{BOX.format(colour=colour)}">'
-            f'<b style="color:{colour}">{html.escape(job.status)}</b> '
+            f'<b style="color:{colour}">{html.escape(state_word(job.status))}</b> '
             f'{html.escape(text + tag)}<br><span style="color:#6b7280">'
             f'{html.escape(prompt)}</span></div>')
 

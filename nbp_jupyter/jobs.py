@@ -29,7 +29,8 @@ from .types import GenerationResult, Request
 class Job:
     """A handle on one generation running in the background.
 
-    `status` is one of queued, running, retrying, fell_back, done, failed, cancelled.
+    `status` is one of queued, running, retrying, fell_back, hedging (a second call runs
+    beside a slow one), done, failed, cancelled.
     """
 
     def __init__(self, job_id: str, request: Request, settings: Settings):
@@ -104,7 +105,7 @@ class Job:
         elif isinstance(event, (AttemptFailed, Waiting)):
             self.status = "retrying"
         elif isinstance(event, FellBack):
-            self.status = "fell_back"
+            self.status = "hedging" if event.reason.startswith("hedge") else "fell_back"
         elif isinstance(event, Finished):
             self._result = event.result
             self.status = ("done" if event.result.success else

@@ -192,7 +192,8 @@ class Panel:
         else:
             text = display.status_text(job, None, settings.time_scale)
         return (f'<div class="nbp-row-status" data-state="{job.status}" style="border-left:4px '
-                f'solid {colour}; padding-left:6px"><b style="color:{colour}">{job.status}</b> '
+                f'solid {colour}; padding-left:6px"><b style="color:{colour}">'
+                f'{display.state_word(job.status)}</b> '
                 f'{html.escape(display.short(job.request.prompt, 40))} · {html.escape(text)}</div>')
 
     # ----- from the background loop ---------------------------------------------------------

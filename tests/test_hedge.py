@@ -69,6 +69,10 @@ def test_cancel_during_a_hedge_stops_both_calls(home, make_sim):
     import time
     while len(server.log) < 2:  # both on the wire
         time.sleep(0.01)
+    assert job.status == "hedging"
+    from nbp_jupyter import display
+    line = display.status_html(job, None, SCALE, False)
+    assert "hedging</b>" in line and "4K is slow: 2K is trying beside it" in line
     job.cancel()
     result = job.result(timeout=10)
     assert outcomes(result) == [("4K", "cancelled", "unknown"), ("2K", "cancelled", "unknown")]
