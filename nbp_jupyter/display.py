@@ -19,6 +19,11 @@ COLOURS = {"queued": "#6b7280", "running": "#2563eb", "retrying": "#d97706",
            "failed": "#dc2626", "cancelled": "#6b7280"}
 
 
+# Front ends typeset $...$ in HTML outputs as LaTeX, so "$0.134 · + up to $0.240" became a
+# formula; MathJax skips elements with these classes (v2 and v3 names).
+NO_MATH = "tex2jax_ignore mathjax_ignore"
+
+
 def state_word(status: str) -> str:
     """A job status as people read it: 'fell back', not 'fell_back'."""
     return status.replace("_", " ")
@@ -71,7 +76,7 @@ def status_html(job: Job, expect, scale: float, simulated: bool) -> str:
     text = status_text(job, expect, scale)
     tag = " · SIMULATED" if simulated else ""
     prompt = short(job.request.prompt, 60)
-    return (f'<div class="nbp-status" data-job="{job.id}" style="{BOX.format(colour=colour)}">'
+    return (f'<div class="nbp-status {NO_MATH}" data-job="{job.id}" style="{BOX.format(colour=colour)}">'
             f'<b style="color:{colour}">{html.escape(state_word(job.status))}</b> '
             f'{html.escape(text + tag)}<br><span style="color:#6b7280">'
             f'{html.escape(prompt)}</span></div>')
@@ -94,7 +99,7 @@ def result_html(result: GenerationResult, preview: bytes | None) -> str:
             f" · {html.escape(a.detail)}</li>" for a in result.attempts)
         attempts = (f"<details><summary>{len(result.attempts)} attempts</summary>"
                     f"<ul>{rows}</ul></details>")
-    return (f'<div class="nbp-result" data-job="{html.escape(result.job_id)}" '
+    return (f'<div class="nbp-result {NO_MATH}" data-job="{html.escape(result.job_id)}" '
             f'style="{BOX.format(colour=colour)}">{img}'
             f'<span>{caption}</span>{attempts}</div>')
 
@@ -103,7 +108,7 @@ def grid_html(cells: list[str]) -> str:
     if len(cells) == 1:
         return cells[0]
     inner = "".join(f'<div style="flex: 1 1 300px; min-width: 0">{c}</div>' for c in cells)
-    return f'<div class="nbp-grid" style="display:flex; flex-wrap:wrap; gap:8px">{inner}</div>'
+    return f'<div class="nbp-grid {NO_MATH}" style="display:flex; flex-wrap:wrap; gap:8px">{inner}</div>'
 
 
 def table_html(headers: list[str], rows: list[list[str]], raw_columns: set[int] = frozenset()) -> str:
@@ -112,7 +117,7 @@ def table_html(headers: list[str], rows: list[list[str]], raw_columns: set[int] 
     body = "".join("<tr>" + "".join(
         f"<td>{c if i in raw_columns else html.escape(str(c))}</td>" for i, c in enumerate(row))
         + "</tr>" for row in rows)
-    return f'<table class="nbp-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table class="nbp-table {NO_MATH}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def thumbnail_html(path: str | None, side: int = 96) -> str:

@@ -269,9 +269,13 @@ def history_html(records) -> str:
                      render.thumbnail_html(r["image_path"])])
     totals = records.totals()
     rates = ", ".join(f"{res} {rate:.0%}" for res, rate in totals["success_rate"].items())
-    summary = (f"<p>{totals['images']} images from {totals['jobs']} jobs · {totals['attempts']} "
-               f"attempts · billed ${totals['cost_usd']:.3f} · unknown "
+    summary = (f"<p class='{render.NO_MATH}'>{_count(totals['images'], 'image')} from "
+               f"{_count(totals['jobs'], 'job')} · {_count(totals['attempts'], 'attempt')} · billed ${totals['cost_usd']:.3f} · unknown "
                f"${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}</p>")
     return summary + render.table_html(
         ["job", "time", "prompt", "requested → delivered", "attempts", "elapsed", "cost",
          "status", "image"], rows, raw_columns={8})
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -46,7 +46,7 @@ def test_cell_returns_before_the_job_ends_and_results_land_in_their_own_cells(ke
     for cell, word in ((a, "alpha"), (b, "beta")):
         [bundles] = displays(kernel, cell).values()
         final = bundles[-1]
-        assert 'class="nbp-result"' in final["text/html"], word
+        assert 'class="nbp-result ' in final["text/html"], word
         assert word in final["text/html"] and "data:image/jpeg" in final["text/html"]
         assert "1K → 1K" in final["text/plain"]
         assert 1 < len(bundles) <= 8  # a few status updates, about one a second, then the result

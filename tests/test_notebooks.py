@@ -44,10 +44,10 @@ def test_quickstart_headless(tmp_path, monkeypatch):
     nb = execute("01_quickstart.ipynb", tmp_path, monkeypatch)
     assert_no_errors(nb)
     first = html_of(outputs(nb, "%%nbp --size 1K"))
-    assert 'class="nbp-result"' in first and "nbp-status" not in first
+    assert 'class="nbp-result ' in first and "nbp-status" not in first
     assert "data:image/jpeg;base64" in first and "1K → 1K" in first and "SIMULATED" in first
     big = html_of(outputs(nb, "%%nbp --size 4K"))
-    assert 'class="nbp-result"' in big and "4K → " in big
+    assert 'class="nbp-result ' in big and "4K → " in big
     history = html_of(outputs(nb, "%nbp_history"))
     assert "billed $" in history and "nbp-table" in history
     text = "".join(o.get("text", "") for o in outputs(nb, "result = big.result()"))
@@ -61,7 +61,7 @@ def test_prompt_exploration_headless(tmp_path, monkeypatch):
     nb = execute("02_prompt_exploration.ipynb", tmp_path, monkeypatch)
     assert_no_errors(nb)
     grid = html_of(outputs(nb, "%%nbp -n 3"))
-    assert grid.count('class="nbp-result"') == 3 and 'class="nbp-grid"' in grid
+    assert grid.count('class="nbp-result ') == 3 and 'class="nbp-grid ' in grid
     printed = "".join(o.get("text", "") for o in outputs(nb, "best = results"))
     assert printed.startswith("2K → ")
     table = "".join(o.get("text", "") for o in outputs(nb, "for style, r in results.items():\n    print(f\"{style:22} {r.resolution}"))

@@ -19,7 +19,8 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     server = make_sim(profile="ideal", time_scale=0.6)  # a 1K image takes ~3 s
     notebook = new_notebook(cells=[new_code_cell("%load_ext nbp_jupyter"),
-                                   new_code_cell("%nbp_panel")],
+                                   new_code_cell("%nbp_panel"),
+                                   new_code_cell("%nbp_history")],
                             metadata={"kernelspec": {"name": "python3", "language": "python",
                                                      "display_name": "Python 3"}})
     nbformat.write(notebook, tmp_path / "panel.ipynb")
@@ -68,3 +69,13 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
         footer = page.locator(".nbp-footer").inner_text()
         assert "2 images" in footer and "unknown $" in footer
         assert page.locator(".nbp-gallery-item img").count() == 2
+
+        # Dollar amounts in HTML outputs stay text: two of them in one element ("billed $0.269
+        # · unknown $0.134") were typeset by MathJax as a formula.
+        page.locator(".jp-Cell").nth(2).click()
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_selector(".nbp-table", timeout=30_000)
+        time.sleep(3)  # MathJax loads and typesets asynchronously
+        summary = page.locator(".nbp-table").locator("xpath=preceding-sibling::p[1]").inner_text()
+        assert "billed $0.269" in summary and "unknown $0.134" in summary, summary
+        assert page.locator("mjx-container").count() == 0
