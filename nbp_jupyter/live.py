@@ -30,9 +30,8 @@ class LiveView:
         self.settings = settings
         self._final: dict[str, str] = {}
         self._lock = threading.Lock()
-        store = session().store(settings)
-        self._expect = {job.id: expected_latency(store, settings.model, job.request.size)
-                        for job in jobs}
+        self._store = session().store(settings)
+        self._expect: dict[str, tuple[float, float]] = {}  # by size: jobs fall back
         self.handle = display(self.bundle(), raw=True, display_id=True)
         self.ticker = asyncio.run_coroutine_threadsafe(self._tick(), session().loop)
 
@@ -44,12 +43,19 @@ class LiveView:
                 cells.append(final)
                 lines.append(job.result().caption())
             else:
-                cells.append(render.status_html(job, self._expect.get(job.id),
-                                                self.settings.time_scale,
+                expect = self.expected(job.resolution)
+                cells.append(render.status_html(job, expect, self.settings.time_scale,
                                                 self.settings.provider == "sim"))
                 lines.append(f"[{job.status}] " + render.status_text(
-                    job, self._expect.get(job.id), self.settings.time_scale))
+                    job, expect, self.settings.time_scale))
         return {"text/html": render.grid_html(cells), "text/plain": "\n".join(lines)}
+
+    def expected(self, resolution: str) -> tuple[float, float]:
+        """P50-P95 for the size under way now (after a fallback, the smaller one's)."""
+        if resolution not in self._expect:
+            self._expect[resolution] = expected_latency(self._store, self.settings.model,
+                                                        resolution)
+        return self._expect[resolution]
 
     def refresh(self) -> bool:
         """Render newly finished jobs, send the display, and say whether all are done.

@@ -119,3 +119,25 @@ def test_finished_displays_let_their_previews_go_and_resend_renders_them(ip):
         ip.run_line_magic("nbp_wait", " ".join(job.id for job in jobs))
     [html] = [o.data["text/html"] for o in captured.outputs if "text/html" in o.data][-1:]
     assert html.count("<img") == 2 and "SIMULATED" in html
+
+
+def test_the_status_line_expects_the_size_under_way(ip):
+    """After a fall back to 2K the line promises 2K's times, not 4K's."""
+    import time
+
+    from nbp_jupyter import display, live
+    from nbp_jupyter.jobs import session
+    from nbp_jupyter.policy import PUBLISHED_LATENCY
+
+    ip.run_cell_magic("nbp", "--size 1K", "start the simulator")
+    [server] = session()._sims.values()
+    server.set_script("504, hang")  # 4K fails, then 2K hangs while we look
+    ip.run_cell_magic("nbp", "--size 4K --out big", "a storm")
+    job = ip.user_ns["big"]
+    deadline = time.monotonic() + 20
+    while job.attempt < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    text = live.view_for(job.id).bundle()["text/plain"]
+    job.cancel()
+    low, high = (display.clock(s * 0.01) for s in PUBLISHED_LATENCY["2K"])
+    assert "2K · attempt 2" in text and f"usually {low}–{high}" in text, text
