@@ -32,7 +32,7 @@ def test_a_hung_call_loses_to_its_hedge(home, make_sim):
 
 
 def test_the_main_call_still_wins_when_it_lands_first(home, make_sim):
-    server = make_sim(profile="ideal", time_scale=SCALE, script="ok:40s, ok:60s")
+    server = make_sim(profile="ideal", time_scale=SCALE, script="ok:60s, ok:100s")
     result = run(server, hedge=20)
     assert result.success and result.resolution == "4K"
     assert outcomes(result) == [("4K", "ok", "yes"), ("2K", "cancelled", "unknown")]
@@ -47,7 +47,7 @@ def test_no_hedge_when_the_call_is_quick(home, make_sim):
 
 def test_when_both_fail_the_policy_carries_on_from_the_lower_size(home, make_sim):
     """The main 4K fails after the hedge started, the 2K hedge fails too: next is 2K again."""
-    server = make_sim(profile="ideal", time_scale=SCALE, script="500:30s, 500:5s, ok:5s")
+    server = make_sim(profile="ideal", time_scale=SCALE, script="500:60s, 500:5s, ok:5s")
     result = run(server, hedge=20)
     assert outcomes(result) == [("4K", "server_error", "no"), ("2K", "server_error", "no"),
                                 ("2K", "ok", "yes")]
