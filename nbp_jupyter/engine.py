@@ -1,13 +1,12 @@
 """Runs one job: asks the policy, sends each attempt, checks the image, records everything.
 
-The only module that does network I/O. Foreign errors (httpx, asyncio timeouts, Pillow)
+The only module that does network I/O. Foreign errors (httpx, asyncio timeouts)
 become nbp_jupyter errors here, at one border.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import random
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -15,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import httpx
-from PIL import Image
 
+from . import checks
 from . import policy as pol
 from . import pricing, providers, sizes
+from .checks import Delivered
 from .config import Settings
 from .errors import AttemptError, AttemptTimeout, BadResponse, Cancelled, ConnectionFailed
 from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
@@ -82,19 +82,6 @@ class _Run:
         return self._numbers
 
 
-@dataclass
-class _Delivered:
-    data: bytes
-    width: int
-    height: int
-    fmt: str
-    resolution: str
-    cost: float
-    simulated: bool
-    silent: bool
-    detail: str
-
-
 class Engine:
     def __init__(self, store_for: Callable[[Settings], Store]):
         self._store_for = store_for
@@ -137,7 +124,7 @@ class Engine:
         store = self._store_for(settings)
         ladder = plan.policy.ladder
         run = _Run(plan, store, emit, loop.time())
-        won: tuple[_Delivered, Attempt] | None = None
+        won: tuple[Delivered, Attempt] | None = None
         error: str | None = None
         status = "failed"
         image_path = None
@@ -194,7 +181,7 @@ class Engine:
         return result
 
     async def _race(self, run: _Run, main: pol.Try,
-                    hedge: pol.Try | None) -> tuple[_Delivered, Attempt] | None:
+                    hedge: pol.Try | None) -> tuple[Delivered, Attempt] | None:
         """Fly the main attempt and, if it is still out after `hedge.wait_s`, the hedge beside
         it; the first image wins and the other is cancelled. None when no image came."""
         scale = run.plan.settings.time_scale
@@ -242,7 +229,7 @@ class Engine:
         run.history.sort(key=lambda past: (past.started_s, past.rung))
         return None
 
-    async def _fly(self, run: _Run, decision: pol.Try) -> tuple[_Delivered, Attempt] | None:
+    async def _fly(self, run: _Run, decision: pol.Try) -> tuple[Delivered, Attempt] | None:
         """One attempt, recorded from start to end; returns the image, or None if it failed."""
         plan, store, loop = run.plan, run.store, asyncio.get_running_loop()
         scale = plan.settings.time_scale
@@ -301,7 +288,7 @@ class Engine:
         return Cancelled("cancelled mid-flight").one_line()
 
     async def _attempt(self, plan: Plan, settings: Settings, base_url: str, resolution: str,
-                       model: str, timeout_s: float) -> _Delivered:
+                       model: str, timeout_s: float) -> Delivered:
         scale = settings.time_scale
         wire = providers.for_wire(settings.wire)
         http_request = wire.build(plan.request, resolution, model, base_url,
@@ -317,9 +304,9 @@ class Engine:
         status, headers, body = await _bounded(
             _fetch(client, http_request, settings.max_response_bytes), budget, timeout_s)
         parsed = await asyncio.get_running_loop().run_in_executor(
-            _DECODERS, _decode, wire, status, headers, body, plan.request, resolution, model)
+            _DECODERS, checks.decode, wire, status, headers, body, plan.request, resolution, model)
         del body  # the JSON text is the largest thing we hold; let it go before the next step
-        if isinstance(parsed, _Delivered):
+        if isinstance(parsed, Delivered):
             return parsed
         if parsed.url:  # fetched without our key: the link is the gateway's business
             left = max(budget - (loop.time() - began), 0.001)
@@ -331,7 +318,7 @@ class Engine:
                 raise BadResponse(f"image URL answered HTTP {code}", http_status=code,
                                   billed="unknown")
             parsed = type(parsed)(**{**parsed.__dict__, "data": data, "url": None})
-        return await asyncio.to_thread(_check, parsed, plan.request, resolution, model)
+        return await asyncio.to_thread(checks.check, parsed, plan.request, resolution, model)
 
 
 def _learned(store: Store, policy: pol.RetryPolicy,
@@ -351,7 +338,7 @@ def _learned(store: Store, policy: pol.RetryPolicy,
     return timeouts, hedges
 
 
-def _keep(store: Store, job_id: str, prompt: str, got: _Delivered, attempt: Attempt):
+def _keep(store: Store, job_id: str, prompt: str, got: Delivered, attempt: Attempt):
     path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
     store.end_attempt(job_id, attempt, image_path=path)
     return path
@@ -404,39 +391,3 @@ async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
 
 def _why(exc: Exception) -> str:
     return " ".join(str(exc).split())[:120] or type(exc).__name__
-
-
-def _decode(wire, status: int, headers, body: bytes, request: Request, asked: str,
-            model: str):
-    """Parse and check in one thread hop; a gateway's URL answer comes back to be fetched."""
-    parsed = wire.parse(status, headers, body)
-    if parsed.url:
-        return parsed
-    return _check(parsed, request, asked, model)
-
-
-def _check(parsed, request: Request, asked: str, model: str) -> _Delivered:
-    """Decode the image and compare it with what was asked; a 200 is not trusted blindly."""
-    try:
-        with Image.open(io.BytesIO(parsed.data)) as image:
-            image.verify()
-            width, height, fmt = image.width, image.height, (image.format or "png").lower()
-    except Exception as exc:  # Pillow raises many kinds for bad bytes
-        raise BadResponse(f"the image does not decode ({type(exc).__name__})",
-                          http_status=200, billed="unknown") from None
-    resolution = sizes.resolution_of(width, height)
-    if parsed.output_tokens is not None and asked == "4K" and resolution == "4K" \
-            and parsed.output_tokens < sizes.OUTPUT_TOKENS["4K"]:
-        resolution = "2K"  # 4K pixels billed as 2K tokens: upscaled, not a 4K generation
-    silent = sizes.rank(resolution) < sizes.rank(asked)
-    notes = [f"{width}x{height}"]
-    if silent:
-        notes.append(f"asked {asked}, the service delivered {resolution}")
-    elif (width, height) != sizes.pixels(asked, request.aspect):
-        notes.append(f"expected {sizes.pixels(asked, request.aspect)} for {request.aspect}")
-    if parsed.skipped_thoughts:
-        notes.append(f"skipped {parsed.skipped_thoughts} draft image(s)")
-    cost = pricing.cost(model, resolution, parsed.output_tokens, parsed.input_tokens)
-    return _Delivered(parsed.data, width, height, "jpg" if fmt == "jpeg" else fmt, resolution,
-                      cost, parsed.simulated, silent, "; ".join(notes))
-
