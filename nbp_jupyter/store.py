@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -74,6 +75,13 @@ class Store:
         with self._lock:
             self._db.execute(sql, args)
 
+    @contextmanager
+    def _transaction(self):
+        """Several statements in one commit (the connection autocommits otherwise)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            yield self._db
+
     # ----- jobs and attempts -----------------------------------------------------------
     def begin_job(self, job_id: str, request: Request, model: str) -> None:
         self._write(
@@ -96,20 +104,18 @@ class Store:
         """Record an attempt's outcome; with the image it paid for, in the same commit, so
         that a kill right after cannot leave a paid image that the ledger does not know."""
         row = asdict(attempt)
-        with self._lock:
-            with self._db:  # one transaction (the connection is in autocommit otherwise)
-                self._db.execute("BEGIN")
-                self._db.execute(
-                    "UPDATE attempts SET outcome=:outcome, http_status=:http_status,"
-                    " elapsed_s=:elapsed_s, billed=:billed, cost_usd=:cost_usd,"
-                    " detail=:detail, width=:width, height=:height"
-                    " WHERE job_id=:job_id AND number=:number", {**row, "job_id": job_id})
-                self._db.execute("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
-                if image_path is not None:
-                    self._db.execute(
-                        "UPDATE jobs SET image_path=?, resolution=?, width=?, height=?"
-                        " WHERE id=?", (str(image_path), attempt.resolution, attempt.width,
-                                        attempt.height, job_id))
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE attempts SET outcome=:outcome, http_status=:http_status,"
+                " elapsed_s=:elapsed_s, billed=:billed, cost_usd=:cost_usd,"
+                " detail=:detail, width=:width, height=:height"
+                " WHERE job_id=:job_id AND number=:number", {**row, "job_id": job_id})
+            db.execute("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
+            if image_path is not None:
+                db.execute(
+                    "UPDATE jobs SET image_path=?, resolution=?, width=?, height=?"
+                    " WHERE id=?", (str(image_path), attempt.resolution, attempt.width,
+                                    attempt.height, job_id))
 
     def finish_job(self, result: GenerationResult, status: str) -> None:
         # An attempt row still 'running' here was cut off before it was recorded (a cancel
@@ -196,8 +202,7 @@ class Store:
                 "SELECT id, pid FROM jobs WHERE status='running'").fetchall()
         dead = [r["id"] for r in rows if r["pid"] != os.getpid() and not _alive(r["pid"])]
         for job_id in dead:
-            with self._lock, self._db:
-                self._db.execute("BEGIN")
+            with self._transaction():
                 image = self._kept_image(job_id)
                 if image is not None:  # renamed into place, killed before its row was written
                     # the open attempt of the file's size (a hedged job has two), else the last
