@@ -63,7 +63,7 @@ def _last_reason(job: Job) -> str:
     from .events import AttemptFailed, FellBack
     for event in reversed(job.events):
         if isinstance(event, FellBack):
-            if event.reason.startswith("hedge"):
+            if event.hedge:
                 return f"{event.from_label} is slow: {event.to_label} is trying beside it"
             return f"fell back {event.from_label} → {event.to_label}"
         if isinstance(event, AttemptFailed):

@@ -197,7 +197,7 @@ class Engine:
                         await slots.acquire()  # free, so this returns at once
                     ladder = run.plan.policy.ladder
                     run.emit(FellBack(run.plan.job_id, ladder[main.rung].label(),
-                                      ladder[hedge.rung].label(), hedge.reason))
+                                      ladder[hedge.rung].label(), hedge.reason, hedge=True))
                     flights.append(asyncio.ensure_future(
                         self._fly(run, replace(hedge, wait_s=0.0))))
                     if slots is not None:  # released however the hedge ends, even unstarted

@@ -38,6 +38,7 @@ class FellBack:
     from_label: str
     to_label: str
     reason: str
+    hedge: bool = False  # the lower rung runs beside the slow one instead of after it
 
 
 @dataclass(frozen=True)

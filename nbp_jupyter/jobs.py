@@ -105,7 +105,7 @@ class Job:
         elif isinstance(event, (AttemptFailed, Waiting)):
             self.status = "retrying"
         elif isinstance(event, FellBack):
-            self.status = "hedging" if event.reason.startswith("hedge") else "fell_back"
+            self.status = "hedging" if event.hedge else "fell_back"
         elif isinstance(event, Finished):
             self._result = event.result
             self.status = ("done" if event.result.success else

@@ -270,7 +270,8 @@ def history_html(records) -> str:
     totals = records.totals()
     rates = ", ".join(f"{res} {rate:.0%}" for res, rate in totals["success_rate"].items())
     summary = (f"<p class='{render.NO_MATH}'>{_count(totals['images'], 'image')} from "
-               f"{_count(totals['jobs'], 'job')} · {_count(totals['attempts'], 'attempt')} · billed ${totals['cost_usd']:.3f} · unknown "
+               f"{_count(totals['jobs'], 'job')} · {_count(totals['attempts'], 'attempt')}"
+               f" · billed ${totals['cost_usd']:.3f} · unknown "
                f"${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}</p>")
     return summary + render.table_html(
         ["job", "time", "prompt", "requested → delivered", "attempts", "elapsed", "cost",
