@@ -27,7 +27,6 @@ def test_a_hung_call_loses_to_its_hedge(home, make_sim):
     assert result.attempts[0].detail.startswith("stopped: the 2K call beside it delivered first")
     assert result.cost_usd == pytest.approx(pricing.image_price(result.model, "2K"), abs=0.001)
     assert result.cost_unknown_usd == pytest.approx(pricing.image_price(result.model, "4K"))
-    assert result.elapsed_s < 60  # not the 4K timeout (660 s): the hedge came at 20 s
     assert [e["size"] for e in server.log] == ["4K", "2K"]
 
 
