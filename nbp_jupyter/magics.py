@@ -14,7 +14,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import HTML, display
-from traitlets import Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config import Configurable
 
 from . import api, live
@@ -41,6 +41,17 @@ class Nbp(Configurable):
     aspect = Unicode("1:1", help="default aspect ratio, e.g. 16:9").tag(config=True)
     wait = Enum(WAIT_MODES, "auto", help="block the cell until done: auto waits only when "
                 "no one is watching (nbclient, nbconvert, papermill)").tag(config=True)
+    fallback = Unicode(None, allow_none=True, help="default fallback list, e.g. '2K,1K' or "
+                       "'openai:4K,2K'; 'none' for no fallback (default: every smaller size)"
+                       ).tag(config=True)
+    hedge = Bool(False, help="hedge slow calls by default (as --hedge)").tag(config=True)
+
+    def fallback_option(self) -> bool | str:
+        """What `fallback=` gets when a cell does not say."""
+        if self.fallback is None:
+            return True
+        text = self.fallback.strip()
+        return False if text.lower() in ("", "none", "false", "no") else text
 
     def settings_kwargs(self) -> dict:
         names = ("provider", "base_url", "model", "home", "time_scale", "max_concurrency",
@@ -85,6 +96,7 @@ class NbpMagics(Magics):
     @argument("--hedge", action="store_true",
               help="if a call is still running at its size's P99 (4K 250 s), start the next size "
                    "down beside it; the first image wins (may cost a second call)")
+    @argument("--no-hedge", action="store_true", help="do not hedge, even if Nbp.hedge is on")
     @argument("--interpolate", action="store_true",
               help="expand {name} in the prompt from your variables (off: braces and $ are text)")
     @argument("words", nargs="*", help="the prompt, for one-line use: %%nbp a red fox")
@@ -107,12 +119,12 @@ class NbpMagics(Magics):
             raise UsageError(f"-n must be between 1 and 16, got {args.n}")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out needs a Python name, got {args.out!r}")
-        fallback = False if args.no_fallback else (args.fallback if args.fallback else True)
+        fallback = False if args.no_fallback else (args.fallback or self.conf.fallback_option())
         try:
             request, settings, policy = api.prepare(
                 prompt, size=args.size or self.conf.size, aspect=args.aspect or self.conf.aspect,
                 images=args.image, timeout=args.timeout, retries=args.retries,
-                fallback=fallback, deadline=args.deadline, hedge=args.hedge,
+                fallback=fallback, deadline=args.deadline, hedge=not args.no_hedge and (args.hedge or self.conf.hedge),
                 **{**self.conf.settings_kwargs(),
                    **{k: v for k, v in (("model", args.model), ("provider", args.provider))
                       if v is not None}})
@@ -254,6 +266,10 @@ class NbpMagics(Magics):
         except ConfigError as exc:
             raise _usage(exc) from None
         rows = [[k, v] for k, v in settings.describe().items()]
+        fallback = self.conf.fallback_option()
+        rows.append(["fallback", {True: "every smaller size", False: "none"}.get(fallback, fallback)])
+        rows.append(["hedge", self.conf.hedge])
+        rows += _fallback_endpoints(fallback, settings)
         display(HTML(render.table_html(["setting", "value"], rows)))
 
 
@@ -276,6 +292,29 @@ def history_html(records) -> str:
     return summary + render.table_html(
         ["job", "time", "prompt", "requested → delivered", "attempts", "elapsed", "cost",
          "status", "image"], rows, raw_columns={8})
+
+
+def _fallback_endpoints(fallback: bool | str, settings) -> list[list[str]]:
+    """One row per other provider the default fallback list steps to: where it goes, and
+    whether its key is there (never the key), or what is wrong with it."""
+    from .policy import build_ladder
+
+    if not isinstance(fallback, str):
+        return []
+    try:
+        providers = sorted({r.provider for r in build_ladder("4K", fallback)} -
+                           {None, settings.provider})
+    except ValueError as exc:
+        return [["fallback problem", str(exc)]]
+    rows = []
+    for name in providers:
+        try:
+            other = api.config.resolve_alternate(name, settings)
+            rows.append([f"fallback {name}", f"{other.base_url or '(built-in simulator)'}, "
+                                             f"model {other.model}, key set"])
+        except ConfigError as exc:
+            rows.append([f"fallback {name}", exc.one_line()])
+    return rows
 
 
 def _count(n: int, noun: str) -> str:

@@ -30,7 +30,7 @@ def test_help_lists_every_option(ip):
     doc = ip.find_cell_magic("nbp").__doc__
     for option in ("--size", "--aspect", "--model", "--provider", "--timeout", "--retries",
                    "--fallback", "--no-fallback", "--image", "-n", "--wait", "--out",
-                   "--deadline", "--interpolate", "--hedge"):
+                   "--deadline", "--interpolate", "--hedge", "--no-hedge"):
         assert option in doc
 
 
@@ -141,3 +141,52 @@ def test_the_status_line_expects_the_size_under_way(ip):
     job.cancel()
     low, high = (display.clock(s * 0.01) for s in PUBLISHED_LATENCY["2K"])
     assert "2K · attempt 2" in text and f"usually {low}–{high}" in text, text
+
+
+def _builtin_sim(ip):
+    """The session's on-demand simulator, started by a first quick job."""
+    from nbp_jupyter.jobs import session
+
+    ip.run_cell_magic("nbp", "--size 1K --wait", "start the simulator")
+    [server] = session()._sims.values()
+    return server
+
+
+def test_config_sets_the_default_fallback_and_hedge(ip):
+    """Nbp.fallback replaces the ladder; Nbp.hedge hedges unless a cell says --no-hedge."""
+    server = _builtin_sim(ip)
+    ip.run_line_magic("config", "Nbp.fallback = '1K'")
+    server.set_script("503")
+    ip.run_cell_magic("nbp", "--size 4K --retries 0 --wait --out a", "skips 2K")
+    assert [x.resolution for x in ip.user_ns["a"].result().attempts] == ["4K", "1K"]
+    ip.run_line_magic("config", "Nbp.fallback = None")
+    ip.run_line_magic("config", "Nbp.hedge = True")
+    server.set_script("hang, ok")
+    ip.run_cell_magic("nbp", "--size 4K --wait --out h", "hedged by default")
+    assert [(x.resolution, x.outcome) for x in ip.user_ns["h"].result().attempts] == [
+        ("4K", "cancelled"), ("2K", "ok")]
+    server.set_script("ok:300s")  # past the 250 s hedge point, and still no hedge
+    ip.run_cell_magic("nbp", "--size 4K --no-hedge --wait --out n", "not hedged")
+    assert [x.resolution for x in ip.user_ns["n"].result().attempts] == ["4K"]
+
+
+def test_nbp_config_shows_where_a_fallback_provider_would_go(ip, monkeypatch):
+    """A configured 'openai:' step is checked: endpoint and key present, or what is missing."""
+    from IPython.utils.capture import capture_output
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(ip.display_formatter, "active_types",
+                        [*ip.display_formatter.active_types, "text/html"])  # as a kernel has
+    ip.run_line_magic("config", "Nbp.fallback = 'openai:4K, 2K'")
+    with capture_output() as missing:
+        ip.run_line_magic("nbp_config", "")
+    monkeypatch.setenv("OPENAI_API_KEY", "config-test-key")
+    monkeypatch.setenv("NBP_OPENAI_BASE_URL", "https://gateway.example.com/v1")
+    with capture_output() as present:
+        ip.run_line_magic("nbp_config", "")
+    ip.run_line_magic("config", "Nbp.fallback = None")
+    before, after = ("".join(x.data.get("text/html", "") for x in o.outputs)
+                     for o in (missing, present))
+    assert "fallback openai" in before and "set OPENAI_API_KEY" in before
+    assert "https://gateway.example.com, model nano-banana-pro, key set" in after
+    assert "config-test-key" not in after and "openai:4K, 2K" in after
