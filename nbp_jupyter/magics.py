@@ -254,7 +254,8 @@ class NbpMagics(Magics):
         args = _parse(self.nbp_panel, line)
         try:
             show_panel(self.conf.settings_kwargs(), size=self.conf.size,
-                       aspect=self.conf.aspect, budget=args.budget)
+                       aspect=self.conf.aspect, budget=args.budget,
+                       fallback=self.conf.fallback_option(), hedge=self.conf.hedge)
         except ConfigError as exc:
             raise _usage(exc) from None
 

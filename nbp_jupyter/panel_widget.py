@@ -27,8 +27,12 @@ PROVIDERS = ("(default)", "sim", "gemini", "openai")
 
 class Panel:
     def __init__(self, settings_kwargs: dict | None = None, *, size: str = "1K",
-                 aspect: str = "1:1", budget: float | None = None):
+                 aspect: str = "1:1", budget: float | None = None,
+                 fallback: bool | str = True, hedge: bool = False):
         import ipywidgets as w
+
+        # the box turns fallback on or off; a configured list (Nbp.fallback) is what "on" means
+        self.ladder = fallback if isinstance(fallback, str) else True
 
         self.settings_kwargs = dict(settings_kwargs or {})
         base = self._settings()
@@ -38,8 +42,9 @@ class Panel:
         self.aspect = w.Dropdown(options=sizes.ASPECTS, value=aspect, description="aspect")
         self.model = w.Text(value=base.model, description="model")
         self.provider = w.Dropdown(options=PROVIDERS, value="(default)", description="provider")
-        self.fallback = w.Checkbox(value=True, description="fall back to smaller sizes")
-        self.hedge = w.Checkbox(value=False, description="hedge slow calls",
+        self.fallback = w.Checkbox(value=fallback is not False,
+                                   description="fall back to smaller sizes")
+        self.hedge = w.Checkbox(value=hedge, description="hedge slow calls",
                                 tooltip="past its size's P99, start the next size down beside it")
         self.count = w.BoundedIntText(value=1, min=1, max=8, description="count")
         self.budget = w.BoundedFloatText(value=budget or 0.0, min=0.0, max=1e6, step=0.5,
@@ -100,7 +105,8 @@ class Panel:
         return api.config.resolve(**kw)
 
     def _options(self, **override) -> dict:
-        opts = dict(size=self.size.value, aspect=self.aspect.value, fallback=self.fallback.value,
+        opts = dict(size=self.size.value, aspect=self.aspect.value,
+                    fallback=self.ladder if self.fallback.value else False,
                     hedge=self.hedge.value, model=self.model.value.strip() or None,
                     **self.settings_kwargs)
         if self.provider.value != "(default)":
@@ -282,6 +288,7 @@ def show_panel(settings_kwargs: dict | None = None, **kw) -> Panel | None:
 
 
 def panel(budget: float | None = None, *, size: str = "1K", aspect: str = "1:1",
-          **settings_kwargs) -> Panel | None:
+          fallback: bool | str = True, hedge: bool = False, **settings_kwargs) -> Panel | None:
     """Show the prompt-exploration panel in this cell (same as `%nbp_panel`)."""
-    return show_panel(settings_kwargs, size=size, aspect=aspect, budget=budget)
+    return show_panel(settings_kwargs, size=size, aspect=aspect, budget=budget,
+                      fallback=fallback, hedge=hedge)

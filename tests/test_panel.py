@@ -138,3 +138,16 @@ def test_hedge_box_hedges_a_hung_call(panel):
     result = job.result(timeout=30)
     assert [(a.resolution, a.outcome) for a in result.attempts] == [("4K", "cancelled"), ("2K", "ok")]
     wait_for(lambda: len(panel.gallery.children) == 1)
+
+
+def test_a_configured_fallback_list_is_what_the_box_turns_on(home, make_sim):
+    """Panel(fallback='1K') (from Nbp.fallback): 4K steps straight to 1K; unticked, no fallback."""
+    server = make_sim(profile="ideal", time_scale=0.01, script="503, ok, 503")
+    p = Panel({"provider": "gemini", "base_url": server.url, "api_key": "panel-key",
+               "time_scale": 0.01}, fallback="1K", hedge=True)
+    assert p.fallback.value and p.hedge.value
+    [job] = p.submit("ladder", p._options(size="4K", retries=0), 1)
+    assert [a.resolution for a in job.result(timeout=30).attempts] == ["4K", "1K"]
+    p.fallback.value = False
+    [job] = p.submit("no ladder", p._options(size="4K", retries=0), 1)
+    assert [a.resolution for a in job.result(timeout=30).attempts] == ["4K"]
