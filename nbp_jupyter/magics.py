@@ -21,6 +21,7 @@ from . import api, live
 from . import display as render
 from .errors import ConfigError
 from .jobs import Job, session
+from .policy import build_ladder, trim_ladder
 from .records import load_history
 
 WAIT_MODES = ("auto", "always", "never")
@@ -119,10 +120,12 @@ class NbpMagics(Magics):
             raise UsageError(f"-n must be between 1 and 16, got {args.n}")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out needs a Python name, got {args.out!r}")
-        fallback = False if args.no_fallback else (args.fallback or self.conf.fallback_option())
+        size = args.size or self.conf.size
+        fallback = False if args.no_fallback else (
+            args.fallback or trim_ladder(size, self.conf.fallback_option()))
         try:
             request, settings, policy = api.prepare(
-                prompt, size=args.size or self.conf.size, aspect=args.aspect or self.conf.aspect,
+                prompt, size=size, aspect=args.aspect or self.conf.aspect,
                 images=args.image, timeout=args.timeout, retries=args.retries,
                 fallback=fallback, deadline=args.deadline, hedge=not args.no_hedge and (args.hedge or self.conf.hedge),
                 **{**self.conf.settings_kwargs(),
@@ -298,8 +301,6 @@ def history_html(records) -> str:
 def _fallback_endpoints(fallback: bool | str, settings) -> list[list[str]]:
     """One row per other provider the default fallback list steps to: where it goes, and
     whether its key is there (never the key), or what is wrong with it."""
-    from .policy import build_ladder
-
     if not isinstance(fallback, str):
         return []
     try:

@@ -16,6 +16,7 @@ from .errors import ConfigError
 from .estimate import budget_warning, estimate
 from .events import Finished
 from .jobs import Job, session
+from .policy import trim_ladder
 from .preview import preview_jpeg
 from .records import load_history
 from .types import GenerationResult
@@ -106,7 +107,8 @@ class Panel:
 
     def _options(self, **override) -> dict:
         opts = dict(size=self.size.value, aspect=self.aspect.value,
-                    fallback=self.ladder if self.fallback.value else False,
+                    fallback=trim_ladder(override.get("size", self.size.value), self.ladder)
+                    if self.fallback.value else False,
                     hedge=self.hedge.value, model=self.model.value.strip() or None,
                     **self.settings_kwargs)
         if self.provider.value != "(default)":

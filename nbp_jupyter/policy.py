@@ -117,6 +117,23 @@ def build_ladder(size: str, fallback: bool | list[str] | tuple[str, ...] | str =
     return (first, *rest)
 
 
+def trim_ladder(size: str, fallback: bool | str) -> bool | str:
+    """A configured fallback list (Nbp.fallback) fitted to one request: steps above the
+    requested size are dropped, and so are plain repeats of it, so "2K, 1K" set for all cells
+    does not send a 1K request up to 2K. False when nothing is left."""
+    if not isinstance(fallback, str):
+        return fallback
+    try:
+        first = sizes.normalize_resolution(size)
+        rungs = [(item, parse_rung(item, first)) for item in fallback.split(",") if item.strip()]
+    except ValueError:
+        return fallback  # prepare() turns it into a clear error
+    keep = [item.strip() for item, rung in rungs
+            if sizes.rank(rung.resolution) < sizes.rank(first)
+            or (rung.resolution == first and (rung.provider or rung.model))]
+    return ", ".join(keep) or False
+
+
 def parse_rung(item: str, default_resolution: str) -> Rung:
     text = str(item).strip()
     provider = re.fullmatch(r"([A-Za-z]+):(.*)", text)

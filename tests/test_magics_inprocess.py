@@ -159,6 +159,10 @@ def test_config_sets_the_default_fallback_and_hedge(ip):
     server.set_script("503")
     ip.run_cell_magic("nbp", "--size 4K --retries 0 --wait --out a", "skips 2K")
     assert [x.resolution for x in ip.user_ns["a"].result().attempts] == ["4K", "1K"]
+    ip.run_line_magic("config", "Nbp.fallback = '2K, 1K'")
+    server.set_script("503")
+    ip.run_cell_magic("nbp", "--size 1K --retries 0 --wait --out b", "never climbs up")
+    assert [x.resolution for x in ip.user_ns["b"].result().attempts] == ["1K"]
     ip.run_line_magic("config", "Nbp.fallback = None")
     ip.run_line_magic("config", "Nbp.hedge = True")
     server.set_script("hang, ok")

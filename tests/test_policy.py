@@ -192,3 +192,15 @@ def test_a_slow_endpoint_is_hedged_later_never_earlier():
     assert hedge(p, main, 0.0, learned_hedge={"4K": 700.0}) is None  # past the timeout: never
     pinned = policy(hedge_after={"4K": 60.0}, learn_hedge=False)
     assert hedge(pinned, main, 0.0, learned_hedge={"4K": 420.0}).wait_s == 60.0
+
+
+def test_a_configured_fallback_list_fits_each_request():
+    """Nbp.fallback = '2K, 1K' applied to a 1K request leaves nothing to climb up to."""
+    from nbp_jupyter.policy import trim_ladder
+
+    assert trim_ladder("4K", "2K, 1K") == "2K, 1K"
+    assert trim_ladder("2K", "2K, 1K") == "1K"  # no plain repeat of the size asked
+    assert trim_ladder("1K", "2K, 1K") is False
+    assert trim_ladder("2K", "openai:, m@2K, 4K, 1K") == "openai:, m@2K, 1K"
+    assert trim_ladder("4K", True) is True and trim_ladder("4K", False) is False
+    assert trim_ladder("4K", "2K, 9K") == "2K, 9K"  # left for prepare() to refuse clearly
