@@ -14,7 +14,7 @@ from .errors import ConfigError
 from .events import Finished
 from .records import History, load_history
 from .jobs import Job, session
-from .policy import HEDGE_AFTER, RetryPolicy, build_ladder
+from .policy import HEDGE_AFTER, RetryPolicy, build_ladder, other_providers
 from .types import GenerationResult, ReferenceImage, Request
 
 MAX_REFERENCES = 14  # [docs] up to 14 reference images
@@ -69,9 +69,9 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
             kw["timeouts"] = {r: float(timeout) for r in sizes.RESOLUTIONS}
             kw["learn_timeouts"] = False
         policy = RetryPolicy(**kw)
-    others = sorted({r.provider for r in policy.ladder} - {None, settings.provider})
     settings = replace(settings, alternates=tuple(
-        config.resolve_alternate(name, settings) for name in others))
+        config.resolve_alternate(name, settings)
+        for name in other_providers(policy.ladder, settings.provider)))
     if refs and any(settings.for_provider(r.provider).wire == "openai" for r in policy.ladder):
         raise ConfigError("reference images need the Gemini wire format",
                           hint="use provider='gemini' (or 'sim') with images=, and no "

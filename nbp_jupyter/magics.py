@@ -21,7 +21,7 @@ from . import api, live
 from . import display as render
 from .errors import ConfigError
 from .jobs import Job, session
-from .policy import build_ladder, trim_ladder
+from .policy import build_ladder, other_providers, trim_ladder
 from .records import load_history
 
 WAIT_MODES = ("auto", "always", "never")
@@ -127,7 +127,8 @@ class NbpMagics(Magics):
             request, settings, policy = api.prepare(
                 prompt, size=size, aspect=args.aspect or self.conf.aspect,
                 images=args.image, timeout=args.timeout, retries=args.retries,
-                fallback=fallback, deadline=args.deadline, hedge=not args.no_hedge and (args.hedge or self.conf.hedge),
+                fallback=fallback, deadline=args.deadline,
+                hedge=not args.no_hedge and (args.hedge or self.conf.hedge),
                 **{**self.conf.settings_kwargs(),
                    **{k: v for k, v in (("model", args.model), ("provider", args.provider))
                       if v is not None}})
@@ -304,8 +305,7 @@ def _fallback_endpoints(fallback: bool | str, settings) -> list[list[str]]:
     if not isinstance(fallback, str):
         return []
     try:
-        providers = sorted({r.provider for r in build_ladder("4K", fallback)} -
-                           {None, settings.provider})
+        providers = other_providers(build_ladder("4K", fallback), settings.provider)
     except ValueError as exc:
         return [["fallback problem", str(exc)]]
     rows = []

@@ -117,6 +117,11 @@ def build_ladder(size: str, fallback: bool | list[str] | tuple[str, ...] | str =
     return (first, *rest)
 
 
+def other_providers(ladder: tuple[Rung, ...], provider: str) -> list[str]:
+    """The providers besides `provider` that a ladder steps to, each once."""
+    return sorted({rung.provider for rung in ladder} - {None, provider})
+
+
 def trim_ladder(size: str, fallback: bool | str) -> bool | str:
     """A configured fallback list (Nbp.fallback) fitted to one request: steps above the
     requested size are dropped, and so are plain repeats of it, so "2K, 1K" set for all cells
