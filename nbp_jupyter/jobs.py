@@ -9,7 +9,9 @@ callers await a future bound to their own loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
+import logging
 import os
 import random
 import threading
@@ -25,6 +27,9 @@ from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Wa
 from .policy import RetryPolicy
 from .store import Store
 from .types import GenerationResult, Request
+from .timefmt import clock
+
+log = logging.getLogger("nbp_jupyter")
 
 class Job:
     """A handle on one generation running in the background.
@@ -46,8 +51,11 @@ class Job:
         self.max_on_rung = 1
         self.tries_on_rung = 0
         self._settings = settings
+        self.ended: float | None = None  # time.monotonic() when Finished arrived
         self._result: GenerationResult | None = None
-        self._finished = threading.Event()
+        # Set after every listener has heard Finished, so wait()/done() never run ahead
+        # of the display; a Future also lets async callers wrap it.
+        self._future: concurrent.futures.Future[GenerationResult] = concurrent.futures.Future()
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cancel_requested = False
@@ -56,15 +64,23 @@ class Job:
 
     # ----- what users call -------------------------------------------------------------
     def done(self) -> bool:
-        return self._finished.is_set()
+        return self._future.done()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends or `timeout` seconds pass; True if it ended.
+        Interrupt (Ctrl-C) stops the waiting, not the job."""
+        try:
+            self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
 
     def result(self, timeout: float | None = None) -> GenerationResult:
         """Wait for the result (Ctrl-C / Interrupt stops waiting, not the job)."""
-        if not self._finished.wait(timeout):
+        if not self.wait(timeout):
             raise TimeoutError(f"job {self.id} is still {self.status} after {timeout} s; "
                                "call result() again or cancel() it")
-        assert self._result is not None
-        return self._result
+        return self._future.result()
 
     def cancel(self) -> bool:
         """Stop the job; an attempt on the wire is aborted and recorded as billed=unknown."""
@@ -77,21 +93,22 @@ class Job:
 
     @property
     def elapsed_s(self) -> float:
-        return time.monotonic() - self.submitted
+        """Wall-clock seconds since submit; it stops when the job ends."""
+        return (self.ended if self.ended is not None else time.monotonic()) - self.submitted
 
     def add_listener(self, fn: Callable[[Job, Event], None]) -> None:
-        """Call fn(job, event) on the background thread for each event (and at once for
-        the end, if the job already finished)."""
-        with self._lock:
-            self._listeners.append(fn)
-            finished = self._result is not None
-        if finished:
-            fn(self, Finished(self.id, self._result))
+        """Call fn(job, event) on the background thread for each later event, and exactly
+        once with Finished: here at once if the job already finished, else from the loop."""
+        with self._lock:  # the same lock that publishes the result: no window between them
+            finished = self._result
+            if finished is None:
+                self._listeners.append(fn)
+        if finished is not None:
+            self._call(fn, Finished(self.id, finished))
 
     def __repr__(self) -> str:
-        minutes, secs = divmod(int(self.elapsed_s), 60)
         return (f"<Job {self.id} {self.request.size} {self.status} attempt {self.attempt} "
-                f"{minutes:02d}:{secs:02d}>")
+                f"{clock(self.elapsed_s)}>")
 
     # ----- fed by the engine (background thread) ---------------------------------------
     def _on_event(self, event: Event) -> None:
@@ -106,19 +123,26 @@ class Job:
             self.status = "retrying"
         elif isinstance(event, FellBack):
             self.status = "hedging" if event.hedge else "fell_back"
-        elif isinstance(event, Finished):
-            self._result = event.result
-            self.status = ("done" if event.result.success else
-                           "cancelled" if self._cancel_requested else "failed")
         with self._lock:
+            if isinstance(event, Finished):
+                # Result and listener snapshot under one lock: a listener added now is
+                # either in this snapshot or sees the result in add_listener, never both.
+                self.ended = time.monotonic()
+                self._result = event.result
+                self.status = ("done" if event.result.success else
+                               "cancelled" if self._cancel_requested else "failed")
             listeners = list(self._listeners)
         for fn in listeners:
-            try:
-                fn(self, event)
-            except Exception:  # a broken display must not break the job
-                pass
+            self._call(fn, event)
         if isinstance(event, Finished):
-            self._finished.set()
+            self._future.set_result(event.result)
+
+    def _call(self, fn: Callable[[Job, Event], None], event: Event) -> None:
+        try:
+            fn(self, event)
+        except Exception:  # a broken display must not break the job, but it is a bug
+            log.exception("listener %r of job %s failed on %s", fn, self.id,
+                          type(event).__name__)
 
 
 class Session:
@@ -221,7 +245,7 @@ class Session:
         for job in self.running():
             job.cancel()
         for job in list(self.jobs.values()):
-            job._finished.wait(5)
+            job.wait(5)
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._close_loop(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)

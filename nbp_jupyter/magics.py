@@ -161,9 +161,9 @@ class NbpMagics(Magics):
     def _wait(self, jobs: list[Job], timeout: float | None = None) -> None:
         try:
             for job in jobs:
-                job._finished.wait(timeout)
+                job.wait(timeout)
                 while not job.done() and timeout is None:
-                    job._finished.wait(0.2)
+                    job.wait(0.2)  # short waits keep Interrupt responsive
         except KeyboardInterrupt:
             running = [j.id for j in jobs if not j.done()]
             print(f"stopped waiting; still running in the background: {', '.join(running)} "

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .timefmt import clock
+
 
 @dataclass(frozen=True)
 class ReferenceImage:
@@ -74,7 +76,7 @@ class GenerationResult:
         parts = [f"{self.requested} → {got}", f"{len(self.attempts)} attempt"
                  + ("s" if len(self.attempts) != 1 else ""),
                  # the simulator's clock runs fast: say whose minutes these are
-                 _clock(self.elapsed_s) + (" simulated time" if self.simulated else ""),
+                 clock(self.elapsed_s) + (" simulated time" if self.simulated else ""),
                  f"${self.cost_usd:.3f}"]
         if self.cost_unknown_usd:
             parts.append(f"+ up to ${self.cost_unknown_usd:.3f} unknown")
@@ -93,8 +95,3 @@ class GenerationResult:
             from .preview import preview_jpeg
             return preview_jpeg(Path(self.image_path))
         return None
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes}:{secs:02d}"
