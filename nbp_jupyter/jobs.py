@@ -9,6 +9,7 @@ callers await a future bound to their own loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import itertools
 import logging
@@ -276,6 +277,7 @@ def _crashed(plan: Plan, exc: BaseException) -> GenerationResult:
 
 _session: Session | None = None
 _session_lock = threading.Lock()
+_atexit_registered: list[bool] = []
 
 
 def session() -> Session:
@@ -284,6 +286,11 @@ def session() -> Session:
     with _session_lock:
         if _session is None:
             _session = Session()
+            if not _atexit_registered:
+                _atexit_registered.append(True)
+                # The session owns its ledgers: close them (and end its session lock) at
+                # exit rather than leaving connections to the garbage collector.
+                atexit.register(reset_session)
         return _session
 
 

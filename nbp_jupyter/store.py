@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -18,11 +19,13 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from .types import Attempt, GenerationResult, Request
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY, session TEXT, pid INTEGER, created REAL, finished REAL,
+    id TEXT PRIMARY KEY, session TEXT, pid INTEGER, host TEXT, created REAL, finished REAL,
     prompt TEXT, requested TEXT, aspect TEXT, model TEXT, provider TEXT, status TEXT,
     resolution TEXT, width INTEGER, height INTEGER, image_path TEXT, attempts INTEGER,
     elapsed_s REAL, cost_usd REAL DEFAULT 0, cost_unknown_usd REAL DEFAULT 0, error TEXT,
@@ -38,6 +41,7 @@ CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
 CREATE INDEX IF NOT EXISTS attempts_latency ON attempts(model, resolution, outcome, started);
 """
 LEDGER_NAME = "ledger.sqlite"
+SESSIONS_DIR = "sessions"  # one lock file per live session: the OS releases it at death
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -56,6 +60,11 @@ class Store:
         if not self.path.exists():  # owner-only: prompts and spending are private
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._lock = threading.Lock()
+        # Held for the life of this session. Liveness is "is this lock held", not "is there
+        # a process with that PID": PIDs repeat across container restarts, and a PID says
+        # nothing about a kernel on another host sharing this folder.
+        self._session_lock = _session_lock(self.home, self.session)
+        self._session_lock.acquire(timeout=0)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         with self._lock:
@@ -65,11 +74,25 @@ class Store:
             # lose the last commits, and each commit stops costing an fsync.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            if "host" not in columns:  # a ledger written before sessions recorded their host
+                self._db.execute("ALTER TABLE jobs ADD COLUMN host TEXT")
         self.recover()
 
     def close(self) -> None:
+        """Close the ledger and end this session: its lock goes, so later sessions may
+        recover whatever it left running. Safe to call twice."""
         with self._lock:
             self._db.close()
+        if self._session_lock.is_locked:
+            self._session_lock.release()
+            Path(self._session_lock.lock_file).unlink(missing_ok=True)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _write(self, sql: str, args: tuple | dict = ()) -> None:
         with self._lock:
@@ -85,9 +108,9 @@ class Store:
     # ----- jobs and attempts -----------------------------------------------------------
     def begin_job(self, job_id: str, request: Request, model: str) -> None:
         self._write(
-            "INSERT INTO jobs (id, session, pid, created, prompt, requested, aspect, model,"
-            " provider, status, attempts, simulated) VALUES (?,?,?,?,?,?,?,?,?,?,0,?)",
-            (job_id, self.session, os.getpid(), time.time(), request.prompt, request.size,
+            "INSERT INTO jobs (id, session, pid, host, created, prompt, requested, aspect,"
+            " model, provider, status, attempts, simulated) VALUES (?,?,?,?,?,?,?,?,?,?,?,0,?)",
+            (job_id, self.session, os.getpid(), socket.gethostname(), time.time(), request.prompt, request.size,
              request.aspect, model, request.provider, "running",
              int(request.provider == "sim")))
 
@@ -199,8 +222,28 @@ class Store:
         """
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, pid FROM jobs WHERE status='running'").fetchall()
-        dead = [r["id"] for r in rows if r["pid"] != os.getpid() and not _alive(r["pid"])]
+                "SELECT id, session FROM jobs WHERE status='running' AND session IS NOT ?",
+                (self.session,)).fetchall()
+        recovered = 0
+        for other in sorted({r["session"] for r in rows}, key=str):
+            lock = _session_lock(self.home, other)
+            if not Path(lock.lock_file).exists():
+                # No lock file: that session closed (its jobs should not be running) or
+                # another session already recovered it; either way nobody holds it.
+                lock = None
+            elif not _try_acquire(lock):
+                continue  # alive: its kernel, here or on another host, still holds it
+            try:
+                dead = [r["id"] for r in rows if r["session"] == other]
+                self._recover_jobs(dead)
+                recovered += len(dead)
+            finally:
+                if lock is not None:
+                    lock.release()
+                    Path(lock.lock_file).unlink(missing_ok=True)
+        return recovered
+
+    def _recover_jobs(self, dead: list[str]) -> None:
         for job_id in dead:
             with self._transaction():
                 image = self._kept_image(job_id)
@@ -227,7 +270,6 @@ class Store:
                      resolution if image else None, count, paid, unknown,
                      None if image else "interrupted: the kernel stopped while this job ran",
                      job_id))
-        return len(dead)
 
     def _kept_image(self, job_id: str) -> str | None:
         """The image a job saved, from its row or, if the kill beat the row, from its name."""
@@ -251,13 +293,15 @@ class Store:
         return unknown
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
+def _session_lock(home: Path, session: str) -> FileLock:
+    folder = home / SESSIONS_DIR
+    folder.mkdir(exist_ok=True)
+    return FileLock(folder / f"{slug(session, 64)}.lock")
+
+
+def _try_acquire(lock: FileLock) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        lock.acquire(timeout=0)
+    except Timeout:
         return False
-    except PermissionError:
-        return True
     return True
