@@ -10,6 +10,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from . import config, sizes
+from .facts import MAX_INLINE_REQUEST_BYTES, MAX_REFERENCES
 from .errors import ConfigError
 from .events import Finished
 from .records import History, load_history
@@ -17,8 +18,6 @@ from .jobs import Job, session
 from .policy import HEDGE_AFTER, RetryPolicy, build_ladder, other_providers
 from .types import GenerationResult, ReferenceImage, Request
 
-MAX_REFERENCES = 14  # [docs] up to 14 reference images
-MAX_REQUEST_BYTES = 20 * 1024 * 1024  # [docs] 20 MB request cap (base64 adds a third)
 
 
 def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | None = None,
@@ -49,7 +48,7 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
     if len(refs) > MAX_REFERENCES:
         raise ConfigError(f"{len(refs)} reference images; the service takes at most "
                           f"{MAX_REFERENCES}")
-    if sum(len(r.data) for r in refs) * 4 // 3 > MAX_REQUEST_BYTES:
+    if sum(len(r.data) for r in refs) * 4 // 3 > MAX_INLINE_REQUEST_BYTES:  # base64 adds a third; docs/facts.md "Request limits"
         raise ConfigError("the reference images are over the service's 20 MB request cap",
                           hint="send fewer or smaller images")
     if policy is None:

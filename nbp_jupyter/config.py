@@ -23,7 +23,7 @@ KEY_VARS = {"gemini": ("NBP_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
 SIM_TIME_SCALE = 0.05  # the no-key simulator plays a typical 4K call (~120 s) in ~6 s
 SIM_KEY = "simulator-key"  # the simulator wants some key, like the real services
 DEFAULT_CONCURRENCY = 8
-# A 4K PNG is 10-25 MB [seed], ~34 MB as base64 in JSON; 128 MB leaves room and still stops
+# A 4K PNG is 10-25 MB (docs/facts.md "Answers on the wire"), ~34 MB as base64 in JSON; 128 MB leaves room and still stops
 # a runaway or hostile body before it eats the kernel's memory.
 DEFAULT_MAX_RESPONSE_MB = 128
 

@@ -2,7 +2,7 @@
 
 One asyncio loop runs in a daemon thread for the whole process (a kernel), so submitting
 never blocks and nothing depends on the kernel's own loop, which freezes while a cell
-blocks (FACTS.md "Notebook plumbing"). Blocking calls wait on a threading.Event; async
+blocks (docs/facts.md "Notebook plumbing"). Blocking calls wait on a threading.Event; async
 callers await a future bound to their own loop.
 """
 

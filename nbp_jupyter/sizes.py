@@ -1,18 +1,20 @@
 """Resolutions, aspect ratios and the pixel sizes the service delivers for them.
 
-Every number here is from FACTS.md ("Pixel sizes of gemini-3-pro-image" [docs]).
+Every number here is published: docs/facts.md "Pixel sizes".
 The simulator draws images at these sizes and the engine checks delivered images
 against them, so both sides of the wire share one table.
 """
 
 from __future__ import annotations
 
+from . import facts
+
 RESOLUTIONS: tuple[str, ...] = ("1K", "2K", "4K")
 ASPECTS: tuple[str, ...] = (
     "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
 )
 
-# (aspect) -> {resolution: (width, height)}  [docs, FACTS.md]
+# (aspect) -> {resolution: (width, height)}; docs/facts.md "Pixel sizes"
 PIXELS: dict[str, dict[str, tuple[int, int]]] = {
     "1:1": {"1K": (1024, 1024), "2K": (2048, 2048), "4K": (4096, 4096)},
     "2:3": {"1K": (848, 1264), "2K": (1696, 2528), "4K": (3392, 5056)},
@@ -26,8 +28,8 @@ PIXELS: dict[str, dict[str, tuple[int, int]]] = {
     "21:9": {"1K": (1584, 672), "2K": (3168, 1344), "4K": (6336, 2688)},
 }
 
-# Image output tokens of gemini-3-pro-image: 1K and 2K 1120, 4K 2000 [docs].
-OUTPUT_TOKENS: dict[str, int] = {"1K": 1120, "2K": 1120, "4K": 2000}
+# Image output tokens of gemini-3-pro-image per size; docs/facts.md "Prices and tokens".
+OUTPUT_TOKENS: dict[str, int] = facts.OUTPUT_TOKENS
 
 
 def rank(resolution: str) -> int:
