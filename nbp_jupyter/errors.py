@@ -21,6 +21,9 @@ and the providers, with `raise ... from exc`.
 
 from __future__ import annotations
 
+from . import states
+from .states import Billed, Outcome
+
 
 class NbpError(Exception):
     """Base of every nbp_jupyter error. `hint` says what to do, in one line."""
@@ -49,12 +52,12 @@ class InsecureTransport(ConfigError):
 class AttemptError(NbpError):
     """One attempt failed. Class attributes give the defaults for each kind."""
 
-    outcome = "bad_response"
+    outcome: Outcome = "bad_response"
     retriable = True
-    billed = "no"  # "yes" | "no" | "unknown"
+    billed: Billed = "no"
 
     def __init__(self, message: str, *, http_status: int | None = None,
-                 retry_after_s: float | None = None, billed: str | None = None,
+                 retry_after_s: float | None = None, billed: Billed | None = None,
                  hint: str | None = None, tokens: int | None = None):
         super().__init__(message, hint=hint)
         self.http_status = http_status
@@ -107,9 +110,7 @@ class Cancelled(AttemptError):
     hint = "cancelled by you; a request already sent may still be billed"
 
 
-OUTCOMES = ("ok", "timeout", "overloaded", "rate_limited", "server_error", "connection",
-            "bad_response", "blocked", "auth", "bad_request", "cancelled")
-FINAL_OUTCOMES = frozenset({"blocked", "auth", "bad_request", "cancelled"})
+OUTCOMES, FINAL_OUTCOMES = states.OUTCOMES, states.FINAL_OUTCOMES  # kept for old imports
 
 
 def from_status(status: int, message: str, *, retry_after_s: float | None = None,

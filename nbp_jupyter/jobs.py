@@ -27,6 +27,7 @@ from .errors import NbpError
 from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
 from .policy import RetryPolicy
 from .store import Store
+from .states import JobStatus
 from .types import GenerationResult, Request
 from .timefmt import clock
 
@@ -42,7 +43,7 @@ class Job:
     def __init__(self, job_id: str, request: Request, settings: Settings):
         self.id = job_id
         self.request = request
-        self.status = "queued"
+        self.status: JobStatus = "queued"
         self.attempt = 0  # number of the attempt under way or last made
         self.resolution = request.size
         self.timeout_s: float | None = None
@@ -214,9 +215,9 @@ class Session:
                 return job_id
 
     async def _run(self, job: Job, plan: Plan) -> None:
-        job._task = asyncio.current_task()
-        if job._cancel_requested:  # cancelled before the loop got to it
-            job._task.cancel()
+        job._task = task = asyncio.current_task()
+        if job._cancel_requested and task is not None:  # cancelled before the loop got to it
+            task.cancel()
         limit = plan.settings.max_concurrency
         semaphore = self._semaphores.setdefault(limit, asyncio.Semaphore(limit))
         plan.slots = semaphore  # a hedge takes a second slot
@@ -250,7 +251,8 @@ class Session:
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._close_loop(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
+            if self._thread is not None:
+                self._thread.join(5)
             self._loop.close()
         for server in self._sims.values():
             server.stop()

@@ -18,9 +18,11 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypedDict, cast
 
 from filelock import FileLock, Timeout
 
+from .states import Billed, JobStatus, LedgerOutcome
 from .types import Attempt, GenerationResult, Request
 
 SCHEMA = """
@@ -40,6 +42,58 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
 CREATE INDEX IF NOT EXISTS attempts_latency ON attempts(model, resolution, outcome, started);
 """
+
+
+class JobRow(TypedDict):
+    """One row of the ledger's jobs table, as `Store.jobs()` and `Store.job()` return it."""
+
+    id: str
+    session: str
+    pid: int | None
+    host: str | None
+    created: float
+    finished: float | None
+    prompt: str
+    requested: str
+    aspect: str
+    model: str
+    provider: str
+    status: JobStatus
+    resolution: str | None
+    width: int | None
+    height: int | None
+    image_path: str | None
+    attempts: int
+    elapsed_s: float | None
+    cost_usd: float
+    cost_unknown_usd: float
+    error: str | None
+    simulated: int
+    downgraded: int | None
+    silent_downgrade: int | None
+
+
+class AttemptRow(TypedDict):
+    """One row of the attempts table, as `Store.attempts()` returns it."""
+
+    job_id: str
+    number: int
+    started: float
+    resolution: str
+    model: str
+    provider: str
+    outcome: LedgerOutcome
+    http_status: int | None
+    waited_s: float
+    elapsed_s: float | None
+    billed: Billed
+    cost_usd: float
+    detail: str
+    width: int | None
+    height: int | None
+    estimate_usd: float
+
+
 LEDGER_NAME = "ledger.sqlite"
 SESSIONS_DIR = "sessions"  # one lock file per live session: the OS releases it at death
 
@@ -175,7 +229,7 @@ class Store:
         return path
 
     # ----- reading ---------------------------------------------------------------------
-    def jobs(self, *, limit: int | None = None, session: str | None = None) -> list[dict]:
+    def jobs(self, *, limit: int | None = None, session: str | None = None) -> list[JobRow]:
         sql, args = "SELECT * FROM jobs", []
         if session:
             sql += " WHERE session=?"
@@ -184,17 +238,17 @@ class Store:
         if limit:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
-            return [dict(r) for r in self._db.execute(sql, args)]
+            return [cast(JobRow, dict(r)) for r in self._db.execute(sql, args)]
 
-    def attempts(self, job_id: str) -> list[dict]:
+    def attempts(self, job_id: str) -> list[AttemptRow]:
         with self._lock:
-            return [dict(r) for r in self._db.execute(
+            return [cast(AttemptRow, dict(r)) for r in self._db.execute(
                 "SELECT * FROM attempts WHERE job_id=? ORDER BY number", (job_id,))]
 
-    def job(self, job_id: str) -> dict | None:
+    def job(self, job_id: str) -> JobRow | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return dict(row) if row else None
+        return cast(JobRow, dict(row)) if row else None
 
     def latencies(self, model: str, resolution: str, limit: int = 200) -> list[float]:
         """Service seconds of the latest successful attempts for this model and size."""
@@ -226,12 +280,13 @@ class Store:
                 (self.session,)).fetchall()
         recovered = 0
         for other in sorted({r["session"] for r in rows}, key=str):
-            lock = _session_lock(self.home, other)
-            if not Path(lock.lock_file).exists():
+            found = _session_lock(self.home, other)
+            lock: FileLock | None = found
+            if not Path(found.lock_file).exists():
                 # No lock file: that session closed (its jobs should not be running) or
                 # another session already recovered it; either way nobody holds it.
                 lock = None
-            elif not _try_acquire(lock):
+            elif not _try_acquire(found):
                 continue  # alive: its kernel, here or on another host, still holds it
             try:
                 dead = [r["id"] for r in rows if r["session"] == other]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .states import Billed, Outcome
 from .timefmt import clock
 
 
@@ -39,11 +40,11 @@ class Attempt:
     resolution: str
     model: str
     provider: str
-    outcome: str  # one of errors.OUTCOMES
+    outcome: Outcome
     http_status: int | None
     waited_s: float
     elapsed_s: float
-    billed: str  # "yes" | "no" | "unknown"
+    billed: Billed
     cost_usd: float
     detail: str
     width: int | None = None
