@@ -3,38 +3,48 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from . import config, sizes
 from .facts import MAX_INLINE_REQUEST_BYTES, MAX_REFERENCES
+
+DEFAULT_SIZE, DEFAULT_ASPECT = "1K", "1:1"
 from .errors import ConfigError
-from .events import Finished
+from .events import Event, Finished
 from .records import History, load_history
 from .jobs import Job, session
-from .policy import HEDGE_AFTER, RetryPolicy, build_ladder, other_providers
+from .options import Fallback, Options, from_kwargs
+from .policy import HEDGE_AFTER, RetryPolicy, build_ladder, other_providers, trim_ladder
 from .types import GenerationResult, ReferenceImage, Request
 
 
 
-def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | None = None,
-            provider: str | None = None, base_url: str | None = None,
-            api_key: str | None = None, images: Iterable[str | Path] = (),
-            timeout: float | None = None, retries: int | None = None,
-            fallback: bool | str | list[str] | tuple[str, ...] = True,
-            deadline: float | None = None, time_scale: float | None = None,
-            hedge: bool | float = False, policy: RetryPolicy | None = None, **settings_kw) -> tuple[Request, config.Settings, RetryPolicy]:
-    """Validate everything and build (request, settings, policy); raises ConfigError."""
+def prepare(prompt: str, *, policy: RetryPolicy | None = None,
+            **options: Any) -> tuple[Request, config.Settings, RetryPolicy]:
+    """Validate everything and build (request, settings, policy); raises ConfigError.
+    Keyword options are those of `submit`."""
+    return prepare_options(prompt, from_kwargs(options), policy=policy)
+
+
+def prepare_options(prompt: str, options: Options, *, policy: RetryPolicy | None = None,
+                    ) -> tuple[Request, config.Settings, RetryPolicy]:
+    """The one place where options become a request: `options` are already laid over any
+    configured ones (Options.over); the environment and the defaults fill the rest."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError("the prompt is empty", hint="write what the image should show")
     try:
-        size = sizes.normalize_resolution(size)
-        aspect = sizes.normalize_aspect(aspect)
+        size = sizes.normalize_resolution(options.size or DEFAULT_SIZE)
+        aspect = sizes.normalize_aspect(options.aspect or DEFAULT_ASPECT)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    timeout, deadline, retries = options.timeout, options.deadline, options.retries
+    hedge = False if options.hedge is None else options.hedge
     for name, value in (("timeout", timeout), ("deadline", deadline)):
         if value is not None and not (isinstance(value, (int, float)) and value > 0):
             raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -42,32 +52,16 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
         raise ConfigError(f"hedge must be True, False or seconds > 0, got {hedge!r}")
     if retries is not None and not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"retries must be a whole number >= 0, got {retries!r}")
-    settings = config.resolve(provider=provider, base_url=base_url, model=model,
-                              api_key=api_key, time_scale=time_scale, **settings_kw)
-    refs = tuple(_reference(p) for p in images)
+    settings = config.resolve(**options.settings_kwargs())
+    refs = tuple(_reference(p) for p in options.images)
     if len(refs) > MAX_REFERENCES:
         raise ConfigError(f"{len(refs)} reference images; the service takes at most "
                           f"{MAX_REFERENCES}")
-    if sum(len(r.data) for r in refs) * 4 // 3 > MAX_INLINE_REQUEST_BYTES:  # base64 adds a third; docs/facts.md "Request limits"
+    if sum(len(r.data) for r in refs) * 4 // 3 > MAX_INLINE_REQUEST_BYTES:  # base64 adds a third
         raise ConfigError("the reference images are over the service's 20 MB request cap",
                           hint="send fewer or smaller images")
     if policy is None:
-        try:
-            ladder = build_ladder(size, fallback)
-        except ValueError as exc:
-            raise ConfigError(str(exc), hint="e.g. fallback='2K,1K' or fallback=False") from None
-        kw: dict = {"ladder": ladder, "deadline": deadline}
-        if hedge is True:
-            kw["hedge_after"] = dict(HEDGE_AFTER)
-        elif hedge:  # seconds: the same for every size, kept as given
-            kw["hedge_after"] = {r: float(hedge) for r in sizes.RESOLUTIONS}
-            kw["learn_hedge"] = False
-        if retries is not None:
-            kw["attempts"] = {r: retries + 1 for r in sizes.RESOLUTIONS}
-        if timeout is not None:  # the user's number is kept as given, never tightened
-            kw["timeouts"] = {r: float(timeout) for r in sizes.RESOLUTIONS}
-            kw["learn_timeouts"] = False
-        policy = RetryPolicy(**kw)
+        policy = _policy(size, options, hedge)
     settings = replace(settings, alternates=tuple(
         config.resolve_alternate(name, settings)
         for name in other_providers(policy.ladder, settings.provider)))
@@ -78,6 +72,36 @@ def prepare(prompt: str, *, size: str = "1K", aspect: str = "1:1", model: str | 
     request = Request(prompt=prompt, size=size, aspect=aspect, model=settings.model,
                       provider=settings.provider, images=refs)
     return request, settings, policy
+
+
+def _policy(size: str, options: Options, hedge: bool | float) -> RetryPolicy:
+    fallback = True if options.fallback is None else options.fallback
+    if options.fallback_is_default and isinstance(fallback, str):
+        fallback = trim_ladder(size, fallback)  # a configured list, fitted to this size
+    try:
+        ladder = build_ladder(size, fallback)
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint="e.g. fallback='2K,1K' or fallback=False") from None
+    kw: dict = {"ladder": ladder, "deadline": options.deadline}
+    if hedge is True:
+        kw["hedge_after"] = dict(HEDGE_AFTER)
+    elif hedge:  # seconds: the same for every size, kept as given
+        kw["hedge_after"] = {r: float(hedge) for r in sizes.RESOLUTIONS}
+        kw["learn_hedge"] = False
+    if options.retries is not None:
+        kw["attempts"] = {r: options.retries + 1 for r in sizes.RESOLUTIONS}
+    if options.timeout is not None:  # the user's number is kept as given, never tightened
+        kw["timeouts"] = {r: float(options.timeout) for r in sizes.RESOLUTIONS}
+        kw["learn_timeouts"] = False
+    return RetryPolicy(**kw)
+
+
+def fallback_providers(options: Options) -> list[str]:
+    """The providers other than the main one that these options' fallback list steps to
+    (for %nbp_config); raises ConfigError for a list that cannot be read."""
+    size = sizes.normalize_resolution(options.size or DEFAULT_SIZE)
+    settings = config.resolve(**options.settings_kwargs())
+    return other_providers(_policy(size, options, False).ladder, settings.provider)
 
 
 def _reference(path: str | Path) -> ReferenceImage:
@@ -97,15 +121,59 @@ def _reference(path: str | Path) -> ReferenceImage:
     return ReferenceImage(data=file.read_bytes(), mime=mime, name=file.name)
 
 
-def submit(prompt: str, **options) -> Job:
+_OPTION_DOCS = """
+    Args:
+        prompt: what the image should show; taken literally.
+        size: "1K", "2K" or "4K" (default "1K").
+        aspect: "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9" or "21:9".
+        model: the model name (default NBP_MODEL, else the provider's Nano Banana Pro).
+        provider: "gemini", "openai" or "sim" (default: by which key is set; "sim" with none).
+        base_url: the endpoint, e.g. your gateway (default NBP_BASE_URL, else the public one).
+        api_key: a key for this call (default: from the environment; never stored or shown).
+        images: reference image paths (Gemini wire only; at most 14).
+        timeout: seconds per attempt (default by size; see RetryPolicy).
+        retries: extra tries at each size.
+        fallback: True (every smaller size), False, or a list such as "2K,1K",
+            "2K, gemini-2.5-flash-image@1K" or "openai:4K, 2K".
+        deadline: seconds for the whole job; no attempt starts whose median does not fit.
+        hedge: True to start the next size down beside a call still out at its size's
+            published P99, or a number of seconds.
+        time_scale: multiply every wait and timeout (the simulator's clock).
+        home: where images and the ledger live (default NBP_HOME, else ./nbp-output).
+        allow_insecure_http: allow a key over plain http to a non-loopback host.
+        max_concurrency: requests in flight at once in this session.
+        sim_profile: the built-in simulator's profile when provider is "sim".
+        max_response_mb: refuse an answer larger than this while it streams.
+        policy: a RetryPolicy for full control (overrides timeout, retries, fallback, hedge).
+"""
+
+
+def submit(prompt: str, *, size: str | None = None, aspect: str | None = None,
+           model: str | None = None, provider: str | None = None, base_url: str | None = None,
+           api_key: str | None = None, images: Iterable[str | Path] = (),
+           timeout: float | None = None, retries: int | None = None,
+           fallback: Fallback | None = None, deadline: float | None = None,
+           hedge: bool | float | None = None, time_scale: float | None = None,
+           home: str | Path | None = None, allow_insecure_http: bool | None = None,
+           max_concurrency: int | None = None, sim_profile: str | None = None,
+           max_response_mb: float | None = None, policy: RetryPolicy | None = None,
+           listener: Callable[[Job, Event], None] | None = None) -> Job:
     """Start a generation in the background and return its Job at once."""
-    listener = options.pop("listener", None)
-    request, settings, policy = prepare(prompt, **options)
+    options = from_kwargs({k: v for k, v in locals().items()
+                           if k not in ("prompt", "policy", "listener")})
+    return submit_options(prompt, options, policy=policy, listener=listener)
+
+
+def submit_options(prompt: str, options: Options, *, policy: RetryPolicy | None = None,
+                   listener: Callable[[Job, Event], None] | None = None) -> Job:
+    """`submit` for callers that already hold merged Options (magics, panel)."""
+    request, settings, policy = prepare_options(prompt, options, policy=policy)
     return session().submit(request, settings, policy, listener)
 
 
-def generate(prompt: str, **options) -> GenerationResult:
-    """Generate and wait. Ctrl-C (Interrupt kernel) cancels the job and re-raises."""
+def generate(prompt: str, **options: Any) -> GenerationResult:
+    """Generate and wait. Ctrl-C (Interrupt kernel) cancels the job and re-raises.
+    Takes the options of `submit`."""
     job = submit(prompt, **options)
     try:
         return job.result()
@@ -114,12 +182,13 @@ def generate(prompt: str, **options) -> GenerationResult:
         raise
 
 
-async def agenerate(prompt: str, **options) -> GenerationResult:
-    """The async twin of generate(); awaits without blocking the caller's loop."""
+async def agenerate(prompt: str, **options: Any) -> GenerationResult:
+    """The async twin of generate(); awaits without blocking the caller's loop.
+    Takes the options of `submit`."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future = loop.create_future()
 
-    def finished(job: Job, event) -> None:
+    def finished(job: Job, event: Event) -> None:
         if isinstance(event, Finished):
             loop.call_soon_threadsafe(_settle, future, event)
 
@@ -130,6 +199,18 @@ async def agenerate(prompt: str, **options) -> GenerationResult:
     except asyncio.CancelledError:
         job.cancel()
         raise
+
+
+submit.__doc__ = (submit.__doc__ or "") + "\n" + _OPTION_DOCS + """\
+        listener: fn(job, event), called on the background thread for each event.
+"""
+# generate() and agenerate() take submit's options: show them in help() and Shift-Tab too.
+for _twin in (generate, agenerate):
+    _sig = inspect.signature(submit)
+    _twin.__signature__ = _sig.replace(  # type: ignore[attr-defined]
+        parameters=[p for p in _sig.parameters.values() if p.name != "listener"],
+        return_annotation=GenerationResult)
+    _twin.__doc__ = (_twin.__doc__ or "") + "\n" + _OPTION_DOCS
 
 
 def _settle(future: asyncio.Future, event: Finished) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -87,7 +88,8 @@ def test_ledger_is_private_to_its_owner(home):
     nbp.generate("a fox", provider="sim", time_scale=0.001, sim_profile="ideal")
     ledger = home / "ledger.sqlite"
     assert oct(ledger.stat().st_mode & 0o777) == "0o600"
-    assert sqlite3.connect(ledger).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with closing(sqlite3.connect(ledger)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_prompt_names_cannot_escape_home(home):

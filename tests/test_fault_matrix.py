@@ -7,6 +7,7 @@ unpaid is charged (billed=no costs nothing; unknown is counted apart, at list pr
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
 from PIL import Image
@@ -64,14 +65,14 @@ def test_fault(home, make_sim, item, provider, size):
         pricing.image_price(a.model, a.resolution) for a in result.attempts if a.billed == "unknown"))
 
     # the ledger says what the result says
-    db = sqlite3.connect(home / "ledger.sqlite")
-    db.row_factory = sqlite3.Row
-    job = db.execute("SELECT * FROM jobs WHERE id=?", (result.job_id,)).fetchone()
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db:
+        db.row_factory = sqlite3.Row
+        job = db.execute("SELECT * FROM jobs WHERE id=?", (result.job_id,)).fetchone()
+        rows = db.execute("SELECT outcome, http_status, billed FROM attempts WHERE job_id=? "
+                          "ORDER BY number", (result.job_id,)).fetchall()
     assert job["status"] == ("done" if result.success else "failed")
     assert job["cost_usd"] == pytest.approx(result.cost_usd)
     assert job["cost_unknown_usd"] == pytest.approx(result.cost_unknown_usd)
-    rows = db.execute("SELECT outcome, http_status, billed FROM attempts WHERE job_id=? "
-                      "ORDER BY number", (result.job_id,)).fetchall()
     assert [tuple(r) for r in rows] == got
 
     # files: a paid image is on disk, whole; nothing else is
