@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+try:  # the installed distribution's version, so it never disagrees with pyproject.toml
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("nbp-jupyter")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree, uninstalled
+    __version__ = "0+unknown"
 __all__ = [
     "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
     "RetryPolicy", "Rung", "agenerate", "generate", "history", "panel", "set_price", "submit",

@@ -13,15 +13,14 @@ import atexit
 import concurrent.futures
 import itertools
 import logging
-import os
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
-from . import sim
 from .config import Settings
+from .local_sim import LocalSimulators
 from .engine import Engine, Plan
 from .errors import NbpError
 from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
@@ -155,7 +154,7 @@ class Session:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stores: dict[str, Store] = {}
-        self._sims: dict[tuple[str, float], sim.SimServer] = {}
+        self.simulators = LocalSimulators()
         self._semaphores: dict[int, asyncio.Semaphore] = {}
         self.engine = Engine(self.store)
         self.jobs: dict[str, Job] = {}
@@ -180,14 +179,8 @@ class Session:
             return self._stores[key]
 
     def sim_url(self, settings: Settings) -> str:
-        """The URL of a simulator playing at this time scale, started on first use."""
-        key = (settings.sim_profile, settings.time_scale)
-        with self._lock:
-            if key not in self._sims:
-                self._sims[key] = sim.start(profile=settings.sim_profile,
-                                            time_scale=settings.time_scale,
-                                            seed=int.from_bytes(os.urandom(4), "big"))
-            return self._sims[key].url
+        """The URL of a simulator for these settings (the keyless default)."""
+        return self.simulators.url(settings)
 
     def submit(self, request: Request, settings: Settings, policy: RetryPolicy,
                listener: Callable[[Job, Event], None] | None = None) -> Job:
@@ -254,8 +247,7 @@ class Session:
             if self._thread is not None:
                 self._thread.join(5)
             self._loop.close()
-        for server in self._sims.values():
-            server.stop()
+        self.simulators.stop()
         for store in self._stores.values():
             store.close()
 

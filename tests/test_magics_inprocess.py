@@ -130,7 +130,7 @@ def test_the_status_line_expects_the_size_under_way(ip):
     from nbp_jupyter.policy import PUBLISHED_LATENCY
 
     ip.run_cell_magic("nbp", "--size 1K", "start the simulator")
-    [server] = session()._sims.values()
+    [server] = session().simulators.servers()
     server.set_script("504, hang")  # 4K fails, then 2K hangs while we look
     ip.run_cell_magic("nbp", "--size 4K --out big", "a storm")
     job = ip.user_ns["big"]
@@ -148,7 +148,7 @@ def _builtin_sim(ip):
     from nbp_jupyter.jobs import session
 
     ip.run_cell_magic("nbp", "--size 1K --wait", "start the simulator")
-    [server] = session()._sims.values()
+    [server] = session().simulators.servers()
     return server
 
 

@@ -24,3 +24,10 @@ def test_import_is_cheap():
             "'ipywidgets', 'sqlite3') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_version_comes_from_the_installed_metadata():
+    """A bug report's version would disagree with what pip installed."""
+    from importlib.metadata import version
+
+    assert nbp_jupyter.__version__ == version("nbp-jupyter") != "0+unknown"
