@@ -235,10 +235,16 @@ class Session:
     def running(self) -> list[Job]:
         return [job for job in self.jobs.values() if not job.done()]
 
+    def cancel(self, jobs: list[Job]) -> list[str]:
+        """Cancel several jobs; returns the ids that were still running. Queued ones go
+        first: cancelling a job on the wire frees its slot, and a queued job that took it
+        would send a request (and maybe be billed) only to be cancelled a moment later."""
+        ordered = sorted(jobs, key=lambda job: job.status != "queued")
+        return [job.id for job in ordered if job.cancel()]
+
     def shutdown(self) -> None:
         """Cancel everything, close sockets, stop simulators (tests and unload)."""
-        for job in self.running():
-            job.cancel()
+        self.cancel(self.running())
         for job in list(self.jobs.values()):
             job.wait(5)
         if self._loop is not None:

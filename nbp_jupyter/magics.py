@@ -206,7 +206,7 @@ class NbpMagics(Magics):
         if not args.ids and not args.all:
             raise UsageError("name a job id (see %nbp_jobs) or use --all")
         jobs = session().running() if args.all else self._jobs(args.ids)
-        cancelled = [job.id for job in jobs if job.cancel()]
+        cancelled = session().cancel(jobs)
         print(f"cancelled {', '.join(cancelled)}" if cancelled else "nothing was running")
 
     @line_magic

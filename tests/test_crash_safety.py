@@ -83,12 +83,12 @@ def test_sigkill_with_jobs_in_flight_and_images_arriving(tmp_path, make_sim):
 
 def test_a_half_written_file_is_never_an_image(tmp_path):
     """A '.part' file left by a kill is not listed in the ledger or taken for an image."""
-    store = Store(tmp_path)
-    (store.images / ".20261126-x-1K.png.abc123.part").write_bytes(b"\x89PNG half")
-    assert store.jobs() == []
-    path = store.save_image("job1", "a prompt", "1K", b"whole")
-    assert path.suffix == ".png" and path.read_bytes() == b"whole"
-    assert not list(store.images.glob("*job1*.part"))
+    with Store(tmp_path) as store:
+        (store.images / ".20261126-x-1K.png.abc123.part").write_bytes(b"\x89PNG half")
+        assert store.jobs() == []
+        path = store.save_image("job1", "a prompt", "1K", b"whole")
+        assert path.suffix == ".png" and path.read_bytes() == b"whole"
+        assert not list(store.images.glob("*job1*.part"))
 
 
 def _dead_pid() -> int:
