@@ -62,6 +62,7 @@ class SimApp:
         self._lock = threading.Lock()  # script and log are touched from the caller's thread
         self.in_flight = 0  # generation requests being answered now
         self.max_in_flight = 0
+        self.started = time.monotonic()  # a profile's spells (waves, outages) count from here
 
     # ----- connection handling -------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -201,7 +202,8 @@ class SimApp:
         rng = random.Random(digest)
         if item is not None:
             return model.scripted(item[0], item[1], sreq.resolution, rng, self.profile), nth
-        return model.draw(self.profile, sreq.resolution, rng), nth
+        since = (time.monotonic() - self.started) / self.config.time_scale
+        return model.draw(self.profile, sreq.resolution, rng, since), nth
 
     async def _generate(self, req: _Request, writer, reader, provider: str, model_name: str) -> bool:
         entry = {"path": req.path, "provider": provider, "model": model_name, "size": None,
