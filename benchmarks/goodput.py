@@ -1,11 +1,15 @@
-"""Reliability goodput: 4K requests under the simulator's typical and peak failure rates.
+"""Reliability goodput: 4K requests in each world the retry policy is measured in.
 
-Every policy meets the same seeded failure sequence: the simulator keys each outcome on
-(seed, prompt, size, how many times it saw that prompt at that size), so the k-th 4K try of
-prompt i fails or succeeds the same way whichever policy sends it.
+A world is a simulator profile (docs/facts.md, "Worlds the policy is measured in"):
+independent failures, the typical and peak rates, overload waves, everyone slow, and 4K
+down for 20 minutes. Every policy meets the same seeded failure sequence: the simulator keys
+each outcome on (seed, prompt, size, how many times it saw that prompt at that size), so the
+k-th 4K try of prompt i fails or succeeds the same way whichever policy sends it (in waves
+and outages, also on when it is sent).
 
-    python benchmarks/goodput.py                # 200 requests, concurrency 20
-    python benchmarks/goodput.py --requests 20  # quick look
+    python benchmarks/goodput.py                      # every world, 200 requests, concurrency 20
+    python benchmarks/goodput.py --world independent --requests 60 --concurrency 4
+    python benchmarks/goodput.py --policies all       # also the deadline, gateway, SDK-style...
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from nbp_jupyter import jobs, sim  # noqa: E402
 from nbp_jupyter.policy import HEDGE_AFTER, RetryPolicy, Rung, build_ladder, percentile  # noqa: E402
 
 ALL = ("1K", "2K", "4K")
+WORLDS = ("independent", "typical", "peak", "waves", "slow", "outage4k")
+CORE = ("ours", "ours+hedge", "seeds")
 
 
 def policies(deadline: float) -> dict[str, RetryPolicy]:
@@ -43,14 +49,17 @@ def policies(deadline: float) -> dict[str, RetryPolicy]:
                              timeouts={"4K": 660.0, "2K": 180.0, "1K": 60.0},
                              wait_initial={"4K": 60.0, "2K": 30.0, "1K": 15.0},
                              wait_jitter=0.0, wait_max=1e9, max_server_wait=1e9,
-                             step_down_on_slow_failure=False, learn_timeouts=False),
+                             step_down_on_slow_failure=False, learn_timeouts=False,
+                             timeout_margin=None, breaker_failures=None),
         # openai-python's defaults: 2 retries, min(0.5 * 2^n, 8) s + jitter, 600 s timeout
         "sdk-style": RetryPolicy(ladder=(Rung("4K"),), attempts={r: 3 for r in ALL},
                                  timeouts={r: 600.0 for r in ALL}, wait_initial=0.5,
                                  wait_max=8.0, wait_jitter=0.25, max_server_wait=60.0,
-                                 learn_timeouts=False),
+                                 learn_timeouts=False, timeout_margin=None,
+                                 breaker_failures=None),
         "no retries": RetryPolicy(ladder=(Rung("4K"),), attempts={r: 1 for r in ALL},
-                                  timeouts={r: 600.0 for r in ALL}, learn_timeouts=False),
+                                  timeouts={r: 600.0 for r in ALL}, learn_timeouts=False,
+                                  timeout_margin=None, breaker_failures=None),
     }
 
 
@@ -107,28 +116,42 @@ def main(argv=None) -> int:
                    help="real seconds per simulated second (default 0.005)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--deadline", type=float, default=480.0)
-    p.add_argument("--profiles", default="typical,peak")
+    p.add_argument("--world", "--profiles", dest="world", default=",".join(WORLDS),
+                   help=f"comma-separated simulator profiles (default: {','.join(WORLDS)})")
+    p.add_argument("--policies", default=",".join(CORE),
+                   help=f"comma-separated policy names, or 'all' (default: {','.join(CORE)})")
     args = p.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="nbp-bench-"))
+    known = policies(args.deadline)
+    names = list(known) if args.policies == "all" else args.policies.split(",")
+    names += [n for n in ("ours", "seeds") if n not in names]  # the ratios compare these two
     ratios = []
-    for profile in args.profiles.split(","):
-        rows = [run(profile, name, pol, args, home) for name, pol in policies(args.deadline).items()]
-        print(f"\n{profile} profile: {args.requests} x 4K, concurrency {args.concurrency}, "
-              f"time scale {args.time_scale} (times in simulated seconds)")
+    for world in args.world.split(","):
+        rows = [run(world, name, known[name], args, home) for name in names]
+        print(f"\n{world} world: {args.requests} x 4K, concurrency {args.concurrency}, "
+              f"time scale {args.time_scale}, seed {args.seed} (times in simulated seconds)")
         print(table(rows))
-        by = {row["policy"]: row for row in rows}
-        ours, seeds = by["ours"], by["seeds"]
-        hedge, gateway = by["ours+hedge"], by["ours+gateway 4K"]
-        ratios.append(
-            f"{profile}: delivered ours/seeds {ours['delivered %'] / max(seeds['delivered %'], 1e-9):.2f}, "
-            f"P95 ours/seeds {ours['P95 s'] / seeds['P95 s']:.2f}, "
-            f"cost/img ours/seeds {_cost(ours) / max(_cost(seeds), 1e-9):.2f}, "
-            f"P95 hedge/ours {hedge['P95 s'] / ours['P95 s']:.2f}, "
-            f"cost/img hedge/ours {_cost(hedge) / max(_cost(ours), 1e-9):.2f}, "
-            f"at 4K gateway/ours {gateway['at 4K %'] / max(ours['at 4K %'], 1e-9):.2f}")
+        ratios.append(f"{world}: " + ratio_line({row["policy"]: row for row in rows}))
     jobs.reset_session()
     print("\nratios: " + "; ".join(ratios))
     return 0
+
+
+def ratio_line(by: dict[str, dict]) -> str:
+    """Ours against the seeds' policy (and hedging or a gateway against ours, if run)."""
+    ours, seeds = by["ours"], by["seeds"]
+    parts = [f"delivered ours/seeds {ours['delivered %'] / max(seeds['delivered %'], 1e-9):.2f}",
+             f"at 4K ours-seeds {ours['at 4K %'] - seeds['at 4K %']:+.1f} pts",
+             f"P95 ours/seeds {ours['P95 s'] / seeds['P95 s']:.2f}",
+             f"cost/img ours/seeds {_cost(ours) / max(_cost(seeds), 1e-9):.2f}"]
+    if "ours+hedge" in by:
+        hedge = by["ours+hedge"]
+        parts += [f"P95 hedge/seeds {hedge['P95 s'] / seeds['P95 s']:.2f}",
+                  f"cost/img hedge/seeds {_cost(hedge) / max(_cost(seeds), 1e-9):.2f}"]
+    if "ours+gateway 4K" in by:
+        gateway = by["ours+gateway 4K"]
+        parts.append(f"at 4K gateway/ours {gateway['at 4K %'] / max(ours['at 4K %'], 1e-9):.2f}")
+    return ", ".join(parts)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ def _policy(size: str, options: Options, hedge: bool | float) -> RetryPolicy:
     if options.timeout is not None:  # the user's number is kept as given, never tightened
         kw["timeouts"] = {r: float(options.timeout) for r in sizes.RESOLUTIONS}
         kw["learn_timeouts"] = False
+        kw["timeout_margin"] = None
     return RetryPolicy(**kw)
 
 

@@ -7,6 +7,7 @@ become nbp_jupyter errors here, at one border.
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,9 @@ from .types import Attempt, GenerationResult, Request
 CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
 # Learned timeouts and hedge points move slowly: no need to query the ledger per attempt.
 LEARN_TTL_S = 2.0
+# The session-wide evidence the policy reads (policy.regime): the last few dozen finished
+# attempts per endpoint and model, of every job.
+EVIDENCE_KEPT = 64
 # Parsing holds the GIL, so more threads buy no speed, only memory: each parse of a 4K answer
 # holds its ~23 MB body, the decoded JSON string and the image at once.
 _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")
@@ -87,6 +91,7 @@ class Engine:
         self._store_for = store_for
         self._clients: dict[tuple[str, int], httpx.AsyncClient] = {}
         self._learned_cache: dict[tuple, tuple[float, dict]] = {}
+        self._seen: dict[tuple[str, str], collections.deque[pol.Seen]] = {}
 
     def client(self, base_url: str, limit: int) -> httpx.AsyncClient:
         """One pooled HTTP/1.1 client per endpoint (FACTS.md: HTTP/1.1 for long calls)."""
@@ -113,6 +118,21 @@ class Engine:
             self._learned_cache[key] = cached
         return cached[1]
 
+    def _evidence(self, plan: Plan) -> collections.deque[pol.Seen]:
+        """Finished attempts of every job at this job's own endpoint and model."""
+        key = (plan.base_url, plan.settings.model)
+        return self._seen.setdefault(key, collections.deque(maxlen=EVIDENCE_KEPT))
+
+    def _regime(self, plan: Plan) -> pol.Regime:
+        now = asyncio.get_running_loop().time() / plan.settings.time_scale
+        return pol.regime(self._evidence(plan), now, plan.policy)
+
+    def _saw(self, run: _Run, rung: pol.Rung, outcome: str, took: float, timeout: float) -> None:
+        if rung.provider is None and rung.model is None:  # evidence about the job's own endpoint
+            now = asyncio.get_running_loop().time() / run.plan.settings.time_scale
+            self._evidence(run.plan).append(pol.Seen(rung.resolution, outcome, now, took,
+                                                     timeout))
+
     async def aclose(self) -> None:
         for client in self._clients.values():
             await client.aclose()
@@ -134,7 +154,9 @@ class Engine:
                 now = run.now()
                 learned, hedge_points = await self._learned(store, plan.policy, settings.model,
                                                             scale)
-                decision = pol.decide(plan.policy, run.history, now, plan.rng.random(), learned)
+                regime = self._regime(plan)
+                decision = pol.decide(plan.policy, run.history, now, plan.rng.random(), learned,
+                                      regime)
                 if isinstance(decision, pol.Stop):
                     last = max(run.attempts, key=lambda a: a.number) if run.attempts else None
                     error = (f"{last.detail} ({decision.reason})" if last and last.outcome != "ok"
@@ -148,7 +170,7 @@ class Engine:
                     emit(Waiting(plan.job_id, decision.wait_s, decision.reason))
                     await asyncio.sleep(decision.wait_s * scale)
                 hedge = pol.hedge(plan.policy, replace(decision, wait_s=0.0), run.now(), learned,
-                                  hedge_points)
+                                  hedge_points, regime)
                 won = await self._race(run, decision, hedge)
                 if won is not None:
                     status = "done"
@@ -261,6 +283,7 @@ class Engine:
             run.attempts.append(attempt)
             run.history.append(pol.Past(decision.rung, exc.outcome, started, took,
                                         decision.timeout_s, exc.retry_after_s))
+            self._saw(run, rung, exc.outcome, took, decision.timeout_s)
             await asyncio.to_thread(store.end_attempt, plan.job_id, attempt)
             run.emit(AttemptFailed(plan.job_id, attempt, exc.hint))
             return None
@@ -278,6 +301,7 @@ class Engine:
                           height=got.height)
         run.attempts.append(attempt)  # its ledger row is written with the image (_keep)
         run.history.append(pol.Past(decision.rung, "ok", started, took, decision.timeout_s))
+        self._saw(run, rung, "ok", took, decision.timeout_s)
         return got, attempt
 
     @staticmethod

@@ -4,12 +4,19 @@ Given what happened so far and the clock, `decide` answers "wait W s, then try r
 timeout T" or "stop". No sockets, no sleeping, no randomness of its own (the caller passes
 a number in [0, 1) for jitter), so every decision is testable without a network.
 
-How it differs from the seed articles' fixed "3 tries at 4K, 60 s doubling, then 2K":
+How it differs from the seed articles' fixed "3 tries at 4K at 660 s, 60 s doubling, then 2K"
+(docs/facts.md):
+- A healthy call is 99 % done by its size's published P99 (4K: 250 s), so an attempt is cut
+  a little after it (4K: 300 s), not at the server's 600 s limit: a hung call costs half as
+  much, and a second try at the size asked still fits inside the seeds' first timeout. When
+  the service is slow for everyone, the cut moves out with the pace of recent successes.
 - A fast refusal (503, 429, 500 in a second or two) costs nothing, so it is retried soon,
   with short exponential backoff and jitter; the server's own delay wins when given.
-- A slow failure (a timeout, a 504 after the server's 600 s limit, a connection cut after
-  minutes) means the tier is saturated now; another try at the same size would likely burn
-  another ten minutes, so the policy steps down the ladder at once when it may.
+- Whether a failed size is tried again or the ladder steps down is decided from the whole
+  session, not from one call: a `Regime` summarises the recent attempts of every job at the
+  endpoint. A size whose last several attempts all failed is in a wave (its breaker is
+  open): jobs step down at once instead of burning minutes on it, until a quiet spell
+  lets the next job probe it again. A single failure at a healthy size is retried there.
 - With a deadline, an attempt is only started if its resolution's median latency fits in
   what is left, and its timeout never runs past the deadline.
 """
@@ -17,19 +24,18 @@ How it differs from the seed articles' fixed "3 tries at 4K, 60 s doubling, then
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from . import sizes
 from .errors import FINAL_OUTCOMES
 
-# Per-attempt timeouts (seconds).
-# 4K 660 s: the server gives up at 600 s [seed]; one more minute carries a 25 MB body home
-#   (seed 1 recommends 660 s).
-# 2K 300 s: P99 latency is 180 s [seed]; 300 s is seed 2's figure and leaves the January
-#   2026 slowdown (180 s+) room.
-# 1K 240 s: P99 is 150 s [seed]; seed 1's 60 s would cut a quarter of normal 1K calls
-#   (P50 45 s, P95 90 s), seed 2's 300 s waits a minute longer than any healthy call.
-DEFAULT_TIMEOUTS: dict[str, float] = {"1K": 240.0, "2K": 300.0, "4K": 660.0}
+# Per-attempt timeout ceilings (seconds), reached only when the service is slow for everyone
+# (the cut is normally TIMEOUT_MARGIN x P99, below): the server gives up on any call at
+# 600 s, and one more minute carries a 25 MB body home (seed 1 recommends 660 s for 4K;
+# docs/facts.md). In January 2026 healthy calls of every size took 180 s and more, so the
+# smaller sizes get the same ceiling.
+DEFAULT_TIMEOUTS: dict[str, float] = {"1K": 660.0, "2K": 660.0, "4K": 660.0}
 # Tries per rung: the seed's 3 at 4K, 2 at 2K; 3 at 1K because it is the last resort.
 DEFAULT_ATTEMPTS: dict[str, int] = {"1K": 3, "2K": 2, "4K": 3}
 # Published latency P50 and P95 per resolution [seed]. The median is what an attempt needs
@@ -41,8 +47,21 @@ MEDIAN_LATENCY: dict[str, float] = {r: p50 for r, (p50, _) in PUBLISHED_LATENCY.
 # hung or failing, so the next size down starts beside it and the first image wins. Healthy
 # calls reach P99 once in a hundred, so a hedge seldom doubles a bill that was on its way.
 HEDGE_AFTER: dict[str, float] = {"1K": 150.0, "2K": 180.0, "4K": 250.0}
+PUBLISHED_P99 = dict(HEDGE_AFTER)
+# An attempt is cut at 1.2 x its size's P99 times the service's pace (4K: 300 s): by the
+# published figures that loses well under 1 % of healthy calls (docs/facts.md).
+TIMEOUT_MARGIN = 1.2
+# Session-wide evidence (Regime): a size whose last BREAKER_FAILURES attempts, across all
+# jobs, all failed is in a wave; it is probed again BREAKER_COOLDOWN_S after its last
+# failure. With 4K at 50 % six failures in a row happen about once in 64 attempts, and the
+# next success closes the breaker again. These settings and PATIENCE_S are the best of a
+# search in six worlds (benchmarks/policy_search.py, benchmarks/README.md).
+BREAKER_FAILURES = 6
+BREAKER_COOLDOWN_S = 180.0
+EVIDENCE_WINDOW_S = 900.0  # older outcomes say nothing about now
+PACE_MIN_SAMPLES = 2
+PATIENCE_S = 600.0
 LEARN_MIN_SAMPLES = 20
-LEARN_FACTOR = 2.5
 SLOW_FAILURE_SHARE = 0.5  # a failure after half the timeout counts as slow
 SLOW_OUTCOMES = frozenset({"timeout"})
 
@@ -70,10 +89,18 @@ class RetryPolicy:
     wait_jitter: float = 2.0  # up to this many seconds added at random
     max_server_wait: float = 300.0  # a longer server-given delay: step down instead, if we may
     deadline: float | None = None  # whole job, seconds from its start
-    step_down_on_slow_failure: bool = True
+    step_down_on_slow_failure: bool = False  # True: step down after any slow failure, whatever the session saw
     learn_timeouts: bool = True  # tighten timeouts to what healthy calls take here (see learned_timeout)
     hedge_after: dict[str, float] | None = None  # e.g. HEDGE_AFTER; None: never hedge
     learn_hedge: bool = True  # hedge later when this endpoint's healthy calls are slower
+    # Cut at TIMEOUT_MARGIN x P99 x pace, within `timeouts`; None: `timeouts` as they are.
+    timeout_margin: float | None = TIMEOUT_MARGIN
+    breaker_failures: int | None = BREAKER_FAILURES  # None: ignore the session's evidence
+    breaker_cooldown_s: float = BREAKER_COOLDOWN_S
+    # While the size asked for is failing for everyone, a job younger than this waits for
+    # it to come back (probing it when the breaker half-opens) before stepping down.
+    patience_s: float = PATIENCE_S
+    escalate: bool = False  # True: after a cut at a healthy size, the retry there waits twice as long
 
 
 @dataclass(frozen=True)
@@ -99,6 +126,50 @@ class Try:
 @dataclass(frozen=True)
 class Stop:
     reason: str
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One finished attempt of any job at this endpoint, on the session's clock."""
+
+    resolution: str
+    outcome: str
+    ended_s: float
+    elapsed_s: float
+    timeout_s: float | None = None  # the cut it was given
+
+
+@dataclass(frozen=True)
+class Regime:
+    """What the session's recent attempts say: how slow healthy calls are against the
+    published figures (`pace`, 1 or more) and which sizes are failing for every job now."""
+
+    pace: float = 1.0
+    failing: dict[str, float] = field(default_factory=dict)  # size -> seconds until a probe
+
+
+def regime(seen: Sequence[Seen], now: float, policy: RetryPolicy | None = None) -> Regime:
+    """The Regime at `now` from `seen` (oldest first; the caller keeps the last few dozen)."""
+    policy = policy or RetryPolicy(ladder=())
+    recent = [s for s in seen if now - s.ended_s <= EVIDENCE_WINDOW_S]
+    paces = sorted([s.elapsed_s / MEDIAN_LATENCY[s.resolution] for s in recent
+                    if s.outcome == "ok" and s.resolution in MEDIAN_LATENCY][-20:])
+    pace = max(1.0, percentile(paces, 0.5)) if len(paces) >= PACE_MIN_SAMPLES else 1.0
+    failing = {}
+    if policy.breaker_failures:
+        for resolution in sorted({s.resolution for s in recent}):
+            # A call we cut sooner than we now know healthy calls need is no sign of a wave.
+            cut = timeout_for(policy, resolution, Regime(pace)) * 0.99
+            tail = [s for s in recent if s.resolution == resolution and not (
+                s.outcome == "timeout" and s.timeout_s is not None and s.timeout_s < cut)]
+            tail = tail[-policy.breaker_failures:]
+            if not tail:
+                continue
+            left = policy.breaker_cooldown_s - (now - tail[-1].ended_s)
+            if (len(tail) == policy.breaker_failures and all(s.outcome != "ok" for s in tail)
+                    and left > 0):
+                failing[resolution] = left
+    return Regime(pace, failing)
 
 
 def build_ladder(size: str, fallback: bool | list[str] | tuple[str, ...] | str = True,
@@ -159,28 +230,33 @@ def percentile(ordered: list[float], q: float) -> float:
 
 
 def learned_timeout(resolution: str, latencies: list[float]) -> float | None:
-    """A per-attempt timeout from this endpoint's own successful calls, or None.
-
-    With at least LEARN_MIN_SAMPLES successes: 2.5 x their P95, never below twice the
-    published P95 (so one lucky streak cannot starve a normal call) and never above the
-    default. P95 rather than P99 because the tail of a few hundred samples is noise. By the
-    published 4K figures (P95 170 s, P99 250 s, limit 600 s) a 425 s cut loses about 0.5 %
-    of successes and saves 235 s on every hung call.
+    """A per-attempt timeout from this endpoint's successful calls in the ledger (earlier
+    sessions included), or None: the cut at the pace those calls showed (their median over
+    the published median), never under the published figures' cut nor over the ceiling.
+    It seeds a session's first burst, which starts before the session has seen anything.
     """
     if len(latencies) < LEARN_MIN_SAMPLES:
         return None
-    p95 = percentile(sorted(latencies), 0.95)
-    floor = 2.0 * PUBLISHED_LATENCY[resolution][1]
-    return min(DEFAULT_TIMEOUTS[resolution], max(LEARN_FACTOR * p95, floor))
+    pace = max(1.0, percentile(sorted(latencies), 0.5) / MEDIAN_LATENCY[resolution])
+    return min(DEFAULT_TIMEOUTS[resolution], TIMEOUT_MARGIN * PUBLISHED_P99[resolution] * pace)
 
 
 def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float = 0.0,
-           learned: dict[str, float] | None = None) -> Try | Stop:
+           learned: dict[str, float] | None = None, regime: Regime | None = None) -> Try | Stop:
     """The next step after `history` (oldest first) at time `now` (seconds since job start).
-    `learned` maps a resolution to a timeout learned from this endpoint (learned_timeout)."""
-    policy = _tightened(policy, learned)
+    `learned` maps a resolution to a timeout learned from this endpoint's ledger
+    (learned_timeout); `regime` is what the whole session saw lately (see `regime`)."""
+    regime = regime or Regime()
+    asked, policy = policy, _timed(policy, learned, regime)
     if not history:
-        return _fit(policy, 0, 0.0, now, "first attempt")
+        wave = _wave(policy, 0, regime)
+        if wave is None:
+            return _fit(policy, 0, 0.0, now, "first attempt")
+        if now + wave < policy.patience_s:
+            return _fit(policy, 0, wave, now, f"{policy.ladder[0].label()} is failing for "
+                        f"every job now: wait {wave:.0f} s for it")
+        return _fit(policy, _healthy(policy, 1, regime), 0.0, now,
+                    f"{policy.ladder[0].label()} is failing for every job now")
     last = history[-1]
     if last.outcome == "ok":
         return Stop("done")
@@ -193,20 +269,34 @@ def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float =
     resolution = policy.ladder[rung].resolution
     slow = last.outcome in SLOW_OUTCOMES or last.elapsed_s >= SLOW_FAILURE_SHARE * last.timeout_s
     server_wait = last.retry_after_s
+    wave = _wave(policy, rung, regime)
 
     stay = tries_here < policy.attempts.get(resolution, 1)
     reason = f"retry {policy.ladder[rung].label()}"
     if stay and has_lower and slow and policy.step_down_on_slow_failure:
         stay, reason = False, f"slow failure at {resolution}: step down"
+    if stay and has_lower and wave is not None:
+        if rung == 0 and now + wave < policy.patience_s:
+            reason = f"{resolution} is failing for every job now: wait {wave:.0f} s for it"
+        else:
+            stay, reason = False, f"{resolution} is failing for every job now: step down"
     if stay and has_lower and server_wait is not None and server_wait > policy.max_server_wait:
         stay, reason = False, f"server asks for {server_wait:.0f} s: step down instead"
 
     if stay:
         if server_wait is not None:
             wait = server_wait
+        elif slow:  # minutes already lost: no backoff on top
+            wait = policy.wait_jitter * jitter
         else:
             wait = min(policy.wait_max, _base_wait(policy, resolution) * 2 ** (fails_in_row - 1))
             wait += policy.wait_jitter * jitter
+        if wave is not None:
+            wait = max(wait, wave)
+        elif policy.escalate:  # was our cut too early? a healthy size gets a longer look
+            cuts = sum(1 for p in history if p.rung == rung and p.outcome == "timeout")
+            longer = min(asked.timeouts[resolution], policy.timeouts[resolution] * 2 ** cuts)
+            policy = replace(policy, timeouts={**policy.timeouts, resolution: longer})
         return _fit(policy, rung, wait, now, reason)
     if not has_lower:
         return Stop(f"gave up after {tries_here} attempt(s) at {policy.ladder[rung].label()}")
@@ -214,9 +304,23 @@ def decide(policy: RetryPolicy, history: list[Past], now: float, jitter: float =
     wait = 0.0 if slow else _base_wait(policy, resolution) + policy.wait_jitter * jitter
     if server_wait is not None and server_wait <= policy.max_server_wait:
         wait = server_wait
-    if not reason.startswith(("slow", "server")):
+    if not reason.startswith(("slow", "server", resolution)):
         reason = f"{tries_here} failure(s) at {policy.ladder[rung].label()}: step down"
-    return _fit(policy, rung + 1, wait, now, reason)
+    return _fit(policy, _healthy(policy, rung + 1, regime), wait, now, reason)
+
+
+def timeout_for(policy: RetryPolicy, resolution: str, regime: Regime | None = None,
+                learned: float | None = None) -> float:
+    """An attempt's timeout: a little over the size's P99 at the service's current pace
+    (or what the ledger learned, if longer), never over the policy's ceiling."""
+    ceiling = policy.timeouts[resolution]
+    if policy.timeout_margin is None or resolution not in PUBLISHED_P99:
+        return ceiling if learned is None or not policy.learn_timeouts else min(ceiling, learned)
+    pace = regime.pace if regime is not None else 1.0
+    cut = policy.timeout_margin * PUBLISHED_P99[resolution] * pace
+    if learned is not None and policy.learn_timeouts:
+        cut = max(cut, learned)
+    return min(ceiling, cut)
 
 
 def learned_hedge(resolution: str, latencies: list[float]) -> float | None:
@@ -232,14 +336,15 @@ def learned_hedge(resolution: str, latencies: list[float]) -> float | None:
 
 
 def hedge(policy: RetryPolicy, main: Try, now: float, learned: dict[str, float] | None = None,
-          learned_hedge: dict[str, float] | None = None) -> Try | None:
+          learned_hedge: dict[str, float] | None = None,
+          regime: Regime | None = None) -> Try | None:
     """The hedge for attempt `main` decided at `now`: a try one rung down (or lower, to fit a
     deadline) whose `wait_s` counts from the main attempt's start; None when hedging is off,
     there is no lower rung, or the main attempt's timeout comes first. `learned_hedge`
     (learned_hedge per size) can only make the hedge later."""
     if not policy.hedge_after or main.rung + 1 >= len(policy.ladder):
         return None
-    policy = _tightened(policy, learned)
+    policy = _timed(policy, learned, regime)
     resolution = policy.ladder[main.rung].resolution
     after = policy.hedge_after.get(resolution)
     if after is not None and learned_hedge and policy.learn_hedge:
@@ -251,11 +356,27 @@ def hedge(policy: RetryPolicy, main: Try, now: float, learned: dict[str, float] 
     return None if isinstance(found, Stop) else replace(found, wait_s=after)
 
 
-def _tightened(policy: RetryPolicy, learned: dict[str, float] | None) -> RetryPolicy:
-    if learned and policy.learn_timeouts:
-        return replace(policy, timeouts={r: min(t, learned.get(r, t))
-                                         for r, t in policy.timeouts.items()})
-    return policy
+def _timed(policy: RetryPolicy, learned: dict[str, float] | None,
+           regime: Regime | None) -> RetryPolicy:
+    """The policy with each size's timeout for now (timeout_for)."""
+    learned = learned or {}
+    return replace(policy, timeouts={r: timeout_for(policy, r, regime, learned.get(r))
+                                     for r in policy.timeouts}, timeout_margin=None,
+                   learn_timeouts=False)
+
+
+def _wave(policy: RetryPolicy, rung: int, regime: Regime) -> float | None:
+    """Seconds until this rung's size may be probed again, if it is failing for every job
+    on this endpoint right now; None when it is not."""
+    step = policy.ladder[rung]
+    return regime.failing.get(step.resolution) if step.provider is None else None
+
+
+def _healthy(policy: RetryPolicy, rung: int, regime: Regime) -> int:
+    """`rung`, or the first lower rung not in a wave (the last rung if all are)."""
+    while rung + 1 < len(policy.ladder) and _wave(policy, rung, regime) is not None:
+        rung += 1
+    return rung
 
 
 def _fit(policy: RetryPolicy, rung: int, wait: float, now: float, reason: str) -> Try | Stop:

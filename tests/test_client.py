@@ -119,16 +119,18 @@ def test_bad_request_is_not_retried(home, make_sim):
     assert "NBP_MODEL" in result.error
 
 
-def test_4k_timeout_falls_back_to_2k(home, make_sim):
-    """A 4K attempt that hangs past its timeout is followed by 2K; the result says so."""
-    server = make_sim(profile="ideal", time_scale=SCALE, script="hang, ok")
+def test_4k_timeouts_fall_back_to_2k(home, make_sim):
+    """4K attempts that hang past their timeout, three times, are followed by 2K; the result
+    says so."""
+    server = make_sim(profile="ideal", time_scale=SCALE, script="hang, hang, hang, ok")
     result = run(server, size="4K", timeout=30)
-    assert [(a.resolution, a.outcome) for a in result.attempts] == [("4K", "timeout"), ("2K", "ok")]
+    assert [(a.resolution, a.outcome) for a in result.attempts] == [
+        ("4K", "timeout")] * 3 + [("2K", "ok")]
     assert result.requested == "4K" and result.resolution == "2K"
     assert result.downgraded and not result.silent_downgrade
     assert (result.width, result.height) == (2048, 2048)
-    assert result.cost_unknown_usd == pytest.approx(0.24)
-    assert [e["size"] for e in server.log] == ["4K", "2K"]
+    assert result.cost_unknown_usd == pytest.approx(3 * 0.24)
+    assert [e["size"] for e in server.log] == ["4K", "4K", "4K", "2K"]
 
 
 def test_fast_failures_at_4k_are_retried_at_4k_before_falling_back(home, make_sim):
@@ -248,10 +250,10 @@ def test_many_jobs_in_flight_respect_the_concurrency_limit(home, make_sim):
 
 def test_fallback_to_another_model(home, make_sim):
     """A ladder rung may name another model: the retry goes out with it, and is priced by it."""
-    server = make_sim(profile="ideal", time_scale=SCALE, script="hang, ok")
+    server = make_sim(profile="ideal", time_scale=SCALE, script="hang, hang, hang, ok")
     result = run(server, size="4K", timeout=30, fallback="gemini-2.5-flash-image@1K")
     assert [(a.resolution, a.model) for a in result.attempts] == [
-        ("4K", "gemini-3-pro-image-preview"), ("1K", "gemini-2.5-flash-image")]
+        ("4K", "gemini-3-pro-image-preview")] * 3 + [("1K", "gemini-2.5-flash-image")]
     assert server.log[-1]["model"] == "gemini-2.5-flash-image"
     assert result.model == "gemini-2.5-flash-image"
     assert result.cost_usd < 0.05  # flash pricing, not 3 Pro's

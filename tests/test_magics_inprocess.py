@@ -129,18 +129,18 @@ def test_the_status_line_expects_the_size_under_way(ip):
     from nbp_jupyter.jobs import session
     from nbp_jupyter.policy import PUBLISHED_LATENCY
 
-    ip.run_cell_magic("nbp", "--size 1K", "start the simulator")
+    ip.run_cell_magic("nbp", "--size 1K --wait", "start the simulator")
     [server] = session().simulators.servers()
-    server.set_script("504, hang")  # 4K fails, then 2K hangs while we look
+    server.set_script("503, 503, 503, hang")  # 4K fails three times, then 2K hangs while we look
     ip.run_cell_magic("nbp", "--size 4K --out big", "a storm")
     job = ip.user_ns["big"]
     deadline = time.monotonic() + 20
-    while job.attempt < 2 and time.monotonic() < deadline:
+    while job.attempt < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
     text = live.view_for(job.id).bundle()["text/plain"]
     job.cancel()
     low, high = (display.clock(s * 0.01) for s in PUBLISHED_LATENCY["2K"])
-    assert "2K · attempt 2" in text and f"usually {low}–{high}" in text, text
+    assert "2K · attempt 4" in text and f"usually {low}–{high}" in text, text
 
 
 def _builtin_sim(ip):
@@ -169,7 +169,7 @@ def test_config_sets_the_default_fallback_and_hedge(ip):
     ip.run_cell_magic("nbp", "--size 4K --wait --out h", "hedged by default")
     assert [(x.resolution, x.outcome) for x in ip.user_ns["h"].result().attempts] == [
         ("4K", "cancelled"), ("2K", "ok")]
-    server.set_script("ok:300s")  # past the 250 s hedge point, and still no hedge
+    server.set_script("ok:270s")  # past the 250 s hedge point (the cut is 300 s): no hedge
     ip.run_cell_magic("nbp", "--size 4K --no-hedge --wait --out n", "not hedged")
     assert [x.resolution for x in ip.user_ns["n"].result().attempts] == ["4K"]
 

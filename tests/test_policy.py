@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from nbp_jupyter.policy import (DEFAULT_TIMEOUTS, HEDGE_AFTER, Past, RetryPolicy, Rung, Stop,
-                                Try, build_ladder, decide, hedge)
+from nbp_jupyter.policy import (BREAKER_COOLDOWN_S, BREAKER_FAILURES, DEFAULT_TIMEOUTS,
+                                HEDGE_AFTER, PATIENCE_S, Past, Regime, RetryPolicy, Rung, Seen,
+                                Stop, Try, build_ladder, decide, hedge, regime)
+
+CUT_4K = 300.0  # 1.2 x the published 4K P99 (250 s)
+CUT_2K = 216.0  # 1.2 x 180 s
 
 
 def policy(size="4K", fallback=True, **kw):
@@ -16,10 +20,11 @@ def fail(rung, outcome, elapsed=2.0, timeout=660.0, retry=None, started=0.0):
     return Past(rung, outcome, started, elapsed, timeout, retry)
 
 
-def test_first_attempt_uses_the_resolution_timeout():
-    """A 4K call gets the long 4K timeout, not httpx's 5 s default."""
+def test_first_attempt_is_cut_a_little_after_the_published_p99():
+    """A 4K call gets 300 s: time for 99 % of healthy calls, not the server's 600 s limit."""
     decision = decide(policy(), [], now=0.0)
-    assert decision == Try(0, 0.0, DEFAULT_TIMEOUTS["4K"], "first attempt")
+    assert decision == Try(0, 0.0, CUT_4K, "first attempt")
+    assert decide(policy(timeout_margin=None), [], now=0.0).timeout_s == DEFAULT_TIMEOUTS["4K"]
 
 
 def test_fast_failure_retries_same_size_with_growing_jittered_backoff():
@@ -50,17 +55,64 @@ def test_overlong_server_delay_steps_down_instead_of_idling():
     assert decision.rung == 1 and decision.wait_s == 2.0
 
 
-def test_timeout_at_4k_steps_down_at_once():
-    """After a 4K timeout (minutes lost) the next try is 2K, with no extra wait."""
-    decision = decide(policy(), [fail(0, "timeout", elapsed=660.0)], now=660.0)
-    assert decision.rung == 1 and decision.wait_s == 0.0
-    assert "slow" in decision.reason
+def test_one_hang_at_a_healthy_size_is_retried_there_at_once():
+    """Independent failures: a single 4K hang says nothing about the next try, so the job
+    asks for 4K again right away instead of giving the user a 2K image."""
+    decision = decide(policy(), [fail(0, "timeout", elapsed=CUT_4K, timeout=CUT_4K)],
+                      now=CUT_4K, regime=Regime())
+    assert decision.rung == 0 and decision.wait_s == 0.0 and decision.timeout_s == CUT_4K
 
 
-def test_slow_504_counts_as_slow():
-    """A 504 after the server's 600 s limit is a slow failure too."""
-    decision = decide(policy(), [fail(0, "server_error", elapsed=600.0)], now=600.0)
-    assert decision.rung == 1
+def test_slow_failure_can_still_step_down_when_asked():
+    """step_down_on_slow_failure=True keeps the old rule: a 600 s 504 at 4K goes to 2K."""
+    p = policy(step_down_on_slow_failure=True)
+    decision = decide(p, [fail(0, "server_error", elapsed=600.0)], now=600.0)
+    assert decision.rung == 1 and decision.wait_s == 0.0 and "slow" in decision.reason
+
+
+def _wave(n=BREAKER_FAILURES, outcome="timeout", resolution="4K", ended=1000.0, timeout=CUT_4K):
+    return [Seen(resolution, outcome, ended - i, timeout, timeout) for i in reversed(range(n))]
+
+
+def test_a_wave_of_failures_opens_the_size_for_every_job():
+    """Overload waves: when the session's last 4K attempts all failed, 4K is failing now;
+    one success among them, or older evidence, or too few failures, and it is not."""
+    assert regime(_wave(), now=1010.0).failing == {"4K": pytest.approx(BREAKER_COOLDOWN_S - 10)}
+    assert regime(_wave(BREAKER_FAILURES - 1), now=1010.0).failing == {}
+    assert regime(_wave() + [Seen("4K", "ok", 1001.0, 120.0)], now=1010.0).failing == {}
+    assert regime(_wave(), now=1000.0 + BREAKER_COOLDOWN_S + 1).failing == {}  # half-open
+    assert regime(_wave(), 1010.0, policy(breaker_failures=None)).failing == {}
+
+
+def test_in_a_wave_a_failed_job_steps_down_and_a_new_one_waits_to_probe():
+    """Overload waves: a job that already waited steps down to 2K at once; a fresh job holds
+    its 4K request until the breaker half-opens, then probes 4K."""
+    wave = regime(_wave(), now=1010.0)
+    old = decide(policy(), [fail(0, "timeout", elapsed=CUT_4K, timeout=CUT_4K)],
+                 now=PATIENCE_S, regime=wave)
+    assert old.rung == 1 and "failing for every job" in old.reason
+    fresh = decide(policy(), [], now=0.0, regime=wave)
+    assert fresh.rung == 0 and fresh.wait_s == pytest.approx(BREAKER_COOLDOWN_S - 10)
+    impatient = decide(policy(patience_s=0.0), [], now=0.0, regime=wave)
+    assert impatient.rung == 1 and impatient.wait_s == 0.0
+
+
+def test_when_4k_and_2k_both_fail_for_everyone_1k_is_next():
+    """Outage: the ladder skips every size that is failing for all jobs now."""
+    both = regime(_wave() + _wave(resolution="2K", timeout=CUT_2K), now=1010.0)
+    decision = decide(policy(patience_s=0.0), [], now=0.0, regime=both)
+    assert decision.rung == 2
+
+
+def test_everyone_slow_moves_the_cut_out_and_forgives_early_cuts():
+    """Everyone slow (January 2026): successes at 3.5x the published times move the 4K cut
+    to the ceiling, and calls cut at 300 s before that was known do not count as a wave."""
+    slow_ok = [Seen("2K", "ok", 990.0 + i, 65.0 * 3.5) for i in range(3)]
+    seen = _wave() + slow_ok
+    slow = regime(seen, now=1010.0)
+    assert slow.pace == pytest.approx(3.5) and slow.failing == {}
+    assert decide(policy(), [], now=0.0, regime=slow).timeout_s == DEFAULT_TIMEOUTS["4K"]
+    assert regime(_wave(), now=1010.0).pace == 1.0  # failures alone say nothing of pace
 
 
 def test_without_fallback_a_timeout_is_retried_at_the_same_size():
@@ -103,8 +155,8 @@ def test_deadline_skips_a_size_that_cannot_finish():
 
 def test_deadline_caps_the_attempt_timeout():
     """The attempt's timeout never runs past the job deadline."""
-    decision = decide(policy(deadline=500.0), [], now=0.0)
-    assert decision.rung == 0 and decision.timeout_s == 500.0
+    decision = decide(policy(deadline=200.0), [], now=0.0)
+    assert decision.rung == 0 and decision.timeout_s == 200.0
 
 
 def test_deadline_too_close_gives_up():
@@ -138,21 +190,23 @@ def test_backoff_base_can_differ_per_size():
     assert decide(p, [fail(0, "overloaded")] * 2, now=1).wait_s == 120.0
 
 
-def test_learned_timeout_needs_samples_and_stays_within_bounds():
-    """Too few samples: nothing learned; otherwise 2.5 x P95, floored and capped."""
+def test_learned_timeout_needs_samples_and_follows_the_ledger_pace():
+    """Too few samples: nothing learned; otherwise the cut at the ledger's pace, within
+    the published cut and the ceiling."""
     from nbp_jupyter.policy import learned_timeout
 
     assert learned_timeout("4K", [100.0] * 19) is None
-    assert learned_timeout("4K", [100.0] * 30) == 340.0  # floor: 2 x published P95 (170 s)
-    assert learned_timeout("4K", [100.0] * 18 + [180.0] * 2) == 450.0
+    assert learned_timeout("4K", [100.0] * 30) == CUT_4K  # faster than published: no tighter
+    assert learned_timeout("4K", [180.0] * 30) == pytest.approx(CUT_4K * 1.5)
     assert learned_timeout("4K", [500.0] * 30) == DEFAULT_TIMEOUTS["4K"]
 
 
-def test_learned_timeouts_tighten_but_never_loosen():
-    """A learned timeout shortens the attempt; pinned policies ignore it."""
-    assert decide(policy(), [], 0.0, learned={"4K": 400.0}).timeout_s == 400.0
+def test_earlier_sessions_seed_the_first_burst_cut():
+    """A session's first calls, before it has seen anything, get the cut the ledger's
+    earlier sessions learned; pinned policies ignore it; nothing passes the ceiling."""
+    assert decide(policy(), [], 0.0, learned={"4K": 450.0}).timeout_s == 450.0
     assert decide(policy(), [], 0.0, learned={"4K": 9999.0}).timeout_s == DEFAULT_TIMEOUTS["4K"]
-    assert decide(policy(learn_timeouts=False), [], 0.0, learned={"4K": 400.0}).timeout_s == 660.0
+    assert decide(policy(learn_timeouts=False), [], 0.0, learned={"4K": 450.0}).timeout_s == CUT_4K
 
 
 def test_no_hedge_unless_asked_or_without_a_lower_rung():
@@ -165,17 +219,17 @@ def test_hedge_starts_the_next_size_at_the_published_p99():
     """A 4K call still running at 250 s gets a 2K try beside it, with the 2K timeout."""
     p = policy(hedge_after=HEDGE_AFTER)
     main = decide(p, [], now=0.0)
-    assert hedge(p, main, now=0.0) == Try(1, 250.0, DEFAULT_TIMEOUTS["2K"],
+    assert hedge(p, main, now=0.0) == Try(1, 250.0, CUT_2K,
                                           "hedge: 4K still running after 250 s")
 
 
 def test_hedge_never_outlasts_the_deadline_or_the_main_timeout():
-    """With 220 s left at the hedge, 2K (median 65 s) fits and its timeout is cut to fit."""
-    p = policy(hedge_after=HEDGE_AFTER, deadline=500.0)
+    """With 170 s left at the hedge, 2K (median 65 s) fits and its timeout is cut to fit."""
+    p = policy(hedge_after=HEDGE_AFTER, deadline=450.0)
     main = decide(p, [], now=30.0)
-    assert hedge(p, main, now=30.0).timeout_s == pytest.approx(500.0 - 30.0 - 250.0)
-    late = decide(p, [], now=200.0)  # at 450 s only 50 s are left: 1K's 45 s median fits
-    assert hedge(p, late, now=200.0).rung == 2
+    assert hedge(p, main, now=30.0).timeout_s == pytest.approx(450.0 - 30.0 - 250.0)
+    late = decide(p, [], now=150.0)  # at 400 s only 50 s are left: 1K's 45 s median fits
+    assert hedge(p, late, now=150.0).rung == 2
     assert hedge(policy(hedge_after={"4K": 700.0}), main, now=0.0) is None
 
 
@@ -186,12 +240,12 @@ def test_a_slow_endpoint_is_hedged_later_never_earlier():
     assert learned_hedge("4K", [400.0] * 19) is None
     assert learned_hedge("4K", [100.0] * 30) == HEDGE_AFTER["4K"]
     assert learned_hedge("4K", [300.0] * 29 + [420.0]) == 420.0
-    p = policy(hedge_after=HEDGE_AFTER)
-    main = decide(p, [], now=0.0)
-    assert hedge(p, main, 0.0, learned_hedge={"4K": 420.0}).wait_s == 420.0
-    assert hedge(p, main, 0.0, learned_hedge={"4K": 700.0}) is None  # past the timeout: never
+    p, slow = policy(hedge_after=HEDGE_AFTER), Regime(pace=2.0)  # the cut moves out to 600 s
+    main = decide(p, [], now=0.0, regime=slow)
+    assert hedge(p, main, 0.0, learned_hedge={"4K": 420.0}, regime=slow).wait_s == 420.0
+    assert hedge(p, main, 0.0, learned_hedge={"4K": 700.0}, regime=slow) is None  # past the cut
     pinned = policy(hedge_after={"4K": 60.0}, learn_hedge=False)
-    assert hedge(pinned, main, 0.0, learned_hedge={"4K": 420.0}).wait_s == 60.0
+    assert hedge(pinned, main, 0.0, learned_hedge={"4K": 420.0}, regime=slow).wait_s == 60.0
 
 
 def test_a_configured_fallback_list_fits_each_request():

@@ -1,0 +1,209 @@
+"""A fast, pure model of the worlds that drives the real policy object, to search its settings.
+
+Not the benchmark: goodput.py's numbers go through the real engine against the simulator.
+This is a discrete-event model of the same worlds (nbp_jupyter.sim.model draws each call's
+fate, with the same seeds and clock) with no sockets and no sleeping, so thousands of jobs
+run in a second and a grid of settings in a minute on one core. It keeps the engine's
+semantics that matter to the policy: a job holds one of `concurrency` slots from its first
+attempt to its end, its time counts from then, an attempt is cut at its timeout (a hang
+always is), billed calls cost their price and abandoned ones their price as unknown cost,
+and every finished attempt feeds the session's evidence (policy.regime). No hedging.
+
+    python benchmarks/policy_search.py                  # ours vs seeds in every world
+    python benchmarks/policy_search.py --search         # the grid, judged in every world
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import heapq
+import itertools
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nbp_jupyter import policy as pol  # noqa: E402
+from nbp_jupyter.pricing import image_price  # noqa: E402
+from nbp_jupyter.sim import model  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from goodput import WORLDS, policies  # noqa: E402
+
+MODEL = "gemini-3-pro-image-preview"
+OK_KINDS = ("ok", "thought", "downgrade")
+# How the engine names each simulated failure, and whether it is billed (False), or of
+# unknown cost (True: the call was out and may still be made).
+FAILED_AS = {"overloaded": ("overloaded", False), "rate_limited": ("rate_limited", False),
+             "server_error": ("server_error", False), "deadline": ("server_error", False),
+             "html502": ("bad_response", False), "html200": ("bad_response", False),
+             "truncated": ("bad_response", True), "disconnect": ("connection", True),
+             "no_image": ("bad_response", False), "safety": ("blocked", False)}
+CUT = ("hang", "drip")  # only the client's timeout ends these
+
+
+def seeds_policy() -> pol.RetryPolicy:
+    """The seed articles' policy, exactly as goodput.py runs it (docs/facts.md)."""
+    return policies(480.0)["seeds"]
+
+
+def simulate(world: str, policy: pol.RetryPolicy, requests: int = 200, concurrency: int = 20,
+             seed: int = 7) -> dict:
+    """Run `requests` 4K jobs through `policy` in `world`; the goodput.py row."""
+    profile = model.PROFILES[world]
+    rng = random.Random(seed)
+    seen: list[pol.Seen] = []
+    seen_count: dict[tuple, int] = {}
+    events: list = []
+    order = itertools.count()
+    jobs = [{"i": i, "history": [], "cost": 0.0, "unknown": 0.0, "got": None}
+            for i in range(requests)]
+    queue = list(reversed(jobs))
+    done = []
+
+    def push(t, kind, job, data=None):
+        heapq.heappush(events, (t, next(order), kind, job["i"], data))
+
+    for _ in range(min(concurrency, requests)):
+        job = queue.pop()
+        job["start"] = 0.0
+        push(0.0, "decide", job)
+    while events:
+        t, _, kind, i, data = heapq.heappop(events)
+        job = jobs[i]
+        if kind == "decide":
+            now = t - job["start"]
+            decision = pol.decide(policy, job["history"], now, rng.random(),
+                                  regime=pol.regime(seen[-64:], t, policy))
+            if isinstance(decision, pol.Stop):
+                job["elapsed"] = now
+                done.append(job)
+                if queue:
+                    nxt = queue.pop()
+                    nxt["start"] = t
+                    push(t, "decide", nxt)
+                continue
+            push(t + decision.wait_s, "send", job, decision)
+        elif kind == "send":
+            resolution = policy.ladder[data.rung].resolution
+            key = (i, resolution)
+            seen_count[key] = seen_count.get(key, 0) + 1
+            digest = hashlib.sha256(f"{seed}|{key}|{seen_count[key]}".encode()).digest()
+            fate = model.draw(profile, resolution, random.Random(digest), t)
+            took, outcome, unknown, retry = _play(fate, data.timeout_s)
+            price = image_price(MODEL, resolution)
+            if outcome == "ok":
+                job["cost"] += price
+                job["got"] = "2K" if fate.kind == "downgrade" else resolution
+            elif unknown:
+                job["unknown"] += price
+            past = pol.Past(data.rung, outcome, t - job["start"], took, data.timeout_s, retry)
+            push(t + took, "end", job, (past, pol.Seen(resolution, outcome, t + took, took,
+                                                          data.timeout_s)))
+        elif kind == "end":  # the policy learns of an attempt only when it ends
+            job["history"].append(data[0])
+            seen.append(data[1])
+            push(t, "decide", job)
+    return _row(done)
+
+
+def _play(fate: model.Outcome, timeout: float) -> tuple[float, str, bool, float | None]:
+    """(seconds, outcome, cost unknown?, server's retry delay) of one attempt."""
+    if fate.kind in CUT or fate.delay_s > timeout:
+        return timeout, "timeout", True, None
+    if fate.kind in OK_KINDS:
+        return fate.delay_s, "ok", False, None
+    outcome, unknown = FAILED_AS[fate.kind]
+    return fate.delay_s, outcome, unknown, fate.retry_after_s
+
+
+def _row(done: list[dict]) -> dict:
+    got = [j for j in done if j["got"]]
+    times = sorted(j["elapsed"] for j in got)
+    n = max(len(got), 1)
+    return {"delivered %": 100 * len(got) / len(done),
+            "at 4K %": 100 * sum(j["got"] == "4K" for j in got) / len(done),
+            "P95 s": pol.percentile(times, 0.95) if times else float("nan"),
+            "cost/img": sum(j["cost"] + j["unknown"] for j in done) / n}
+
+
+def judge(ours: dict, seeds: dict) -> dict:
+    """Issue 13's goals as numbers: delivered ratio, at-4K points, P95 ratio, cost ratio."""
+    return {"delivered": ours["delivered %"] / max(seeds["delivered %"], 1e-9),
+            "at4K": ours["at 4K %"] - seeds["at 4K %"],
+            "P95": ours["P95 s"] / seeds["P95 s"],
+            "cost": ours["cost/img"] / max(seeds["cost/img"], 1e-9)}
+
+
+def meets(j: dict) -> bool:
+    return j["delivered"] >= 0.995 and j["at4K"] >= -5 and j["P95"] <= 0.6 and j["cost"] <= 1.1
+
+
+_SEEDS_ROWS: dict[tuple, dict] = {}
+
+
+def evaluate(policy: pol.RetryPolicy, worlds=WORLDS, seeds=(1, 2, 3), requests=200,
+             concurrency=20) -> dict[str, dict]:
+    """Per world, the judged ratios averaged over `seeds`."""
+    out = {}
+    for world in worlds:
+        rows = []
+        for s in seeds:
+            key = (world, requests, concurrency, s)
+            if key not in _SEEDS_ROWS:
+                _SEEDS_ROWS[key] = simulate(world, seeds_policy(), requests, concurrency, s)
+            rows.append(judge(simulate(world, policy, requests, concurrency, s), _SEEDS_ROWS[key]))
+        out[world] = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+    return out
+
+
+def grid():
+    """The settings searched: cut margin, tries at 4K, breaker length and cooldown, patience
+    and whether a retry after a cut waits longer."""
+    base = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
+    for margin, tries, breaker, cooldown, patience, escalate in itertools.product(
+            (1.0, 1.1, 1.2), (3,), (5, 6, 8), (60.0, 120.0, 180.0), (300.0, 450.0, 600.0, 900.0),
+            (False,)):
+        yield (f"margin {margin} tries {tries} breaker {breaker} cooldown {cooldown:.0f} "
+               f"patience {patience:.0f} escalate {escalate}",
+               replace(base, timeout_margin=margin,
+                       attempts={**pol.DEFAULT_ATTEMPTS, "4K": tries},
+                       breaker_failures=breaker, breaker_cooldown_s=cooldown,
+                       patience_s=patience, escalate=escalate))
+
+
+def show(name: str, result: dict[str, dict]) -> None:
+    cells = "  ".join(f"{w} d{r['delivered']:.2f} 4K{r['at4K']:+.0f} P95 {r['P95']:.2f} "
+                      f"$ {r['cost']:.2f}" for w, r in result.items())
+    print(f"{name}: {cells}", flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--search", action="store_true", help="search the grid")
+    p.add_argument("--world", default=",".join(WORLDS))
+    p.add_argument("--requests", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=20)
+    args = p.parse_args(argv)
+    worlds = args.world.split(",")
+    ours = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
+    show("ours", evaluate(ours, worlds, requests=args.requests, concurrency=args.concurrency))
+    if args.search:
+        scored = []
+        for name, candidate in grid():
+            result = evaluate(candidate, worlds, requests=args.requests,
+                              concurrency=args.concurrency)
+            worst = max(r["P95"] for r in result.values())
+            scored.append((sum(not meets(r) for r in result.values()), worst, name, result))
+        scored.sort(key=lambda s: s[:2])
+        print("\nbest by (worlds missed, worst P95 ratio):")
+        for missed, _, name, result in scored[:8]:
+            show(f"[{missed} missed] {name}", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
