@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbp_jupyter as nbp  # noqa: E402
-from nbp_jupyter import jobs, sim  # noqa: E402
+from nbp_jupyter import facts, jobs, sim  # noqa: E402
 from nbp_jupyter.policy import HEDGE_AFTER, RetryPolicy, Rung, build_ladder, percentile  # noqa: E402
 
 ALL = ("1K", "2K", "4K")
@@ -44,10 +44,11 @@ def policies(deadline: float) -> dict[str, RetryPolicy]:
         "ours+hedge": RetryPolicy(ladder=ladder, hedge_after=dict(HEDGE_AFTER)),
         # ours with a second endpoint (a gateway, its own failures) as the step after 4K
         "ours+gateway 4K": RetryPolicy(ladder=build_ladder("4K", "openai:4K, 2K, 1K")),
-        # [seed 1]: 4K 3 tries at 660 s, 60 s doubling; 2K 2 tries at 180 s, 30 s; 1K 2 at 60 s, 15 s
-        "seeds": RetryPolicy(ladder=ladder, attempts={"4K": 3, "2K": 2, "1K": 2},
-                             timeouts={"4K": 660.0, "2K": 180.0, "1K": 60.0},
-                             wait_initial={"4K": 60.0, "2K": 30.0, "1K": 15.0},
+        # docs/facts.md "The seed articles' client policy": 4K 3 tries at 660 s, 60 s
+        # doubling; 2K 2 tries at 180 s, 30 s; 1K 2 at 60 s, 15 s
+        "seeds": RetryPolicy(ladder=ladder, attempts=dict(facts.SEED_TRIES),
+                             timeouts=dict(facts.SEED_TIMEOUTS),
+                             wait_initial=dict(facts.SEED_FIRST_WAIT_S),
                              wait_jitter=0.0, wait_max=1e9, max_server_wait=1e9,
                              step_down_on_slow_failure=False, learn_timeouts=False,
                              timeout_margin=None, breaker_failures=None),

@@ -27,29 +27,31 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from . import sizes
+from . import facts, sizes
 from .errors import FINAL_OUTCOMES
 
 # Per-attempt timeout ceilings (seconds), reached only when the service is slow for everyone
 # (the cut is normally TIMEOUT_MARGIN x P99, below): the server gives up on any call at
-# 600 s, and one more minute carries a 25 MB body home (seed 1 recommends 660 s for 4K;
-# docs/facts.md). In January 2026 healthy calls of every size took 180 s and more, so the
-# smaller sizes get the same ceiling.
-DEFAULT_TIMEOUTS: dict[str, float] = {"1K": 660.0, "2K": 660.0, "4K": 660.0}
+# 600 s, and one more minute carries a 25 MB body home (the seed articles' 660 s for 4K;
+# docs/facts.md "Latency and success", "The seed articles' client policy"). In January 2026
+# healthy calls of every size took 180 s and more, so the smaller sizes get the same ceiling.
+DEFAULT_TIMEOUTS: dict[str, float] = {r: facts.SEED_TIMEOUTS["4K"] for r in facts.LATENCY}
 # Tries per rung: the seed's 3 at 4K, 2 at 2K; 3 at 1K because it is the last resort.
 DEFAULT_ATTEMPTS: dict[str, int] = {"1K": 3, "2K": 2, "4K": 3}
-# Published latency P50 and P95 per resolution [seed]. The median is what an attempt needs
-# to have a fair chance; both are what the status line promises before we have our own.
+# Published latency P50 and P95 per resolution (docs/facts.md "Latency and success"). The
+# median is what an attempt needs to have a fair chance; both are what the status line
+# promises before we have our own.
 PUBLISHED_LATENCY: dict[str, tuple[float, float]] = {
-    "1K": (45.0, 90.0), "2K": (65.0, 120.0), "4K": (120.0, 170.0)}
-MEDIAN_LATENCY: dict[str, float] = {r: p50 for r, (p50, _) in PUBLISHED_LATENCY.items()}
-# Hedge (opt-in): a call still running at its size's published P99 [seed] is most likely
+    r: (q.p50, q.p95) for r, q in facts.LATENCY.items()}
+MEDIAN_LATENCY: dict[str, float] = {r: q.p50 for r, q in facts.LATENCY.items()}
+PUBLISHED_P99: dict[str, float] = {r: q.p99 for r, q in facts.LATENCY.items()}
+# Hedge (opt-in): a call still running at its size's published P99 is most likely
 # hung or failing, so the next size down starts beside it and the first image wins. Healthy
 # calls reach P99 once in a hundred, so a hedge seldom doubles a bill that was on its way.
-HEDGE_AFTER: dict[str, float] = {"1K": 150.0, "2K": 180.0, "4K": 250.0}
-PUBLISHED_P99 = dict(HEDGE_AFTER)
+HEDGE_AFTER: dict[str, float] = dict(PUBLISHED_P99)
 # An attempt is cut at 1.2 x its size's P99 times the service's pace (4K: 300 s): by the
-# published figures that loses well under 1 % of healthy calls (docs/facts.md).
+# published figures that loses well under 1 % of healthy calls (docs/facts.md "Latency and
+# success"; "Worlds the policy is measured in" for how this was chosen).
 TIMEOUT_MARGIN = 1.2
 # Session-wide evidence (Regime): a size whose last BREAKER_FAILURES attempts, across all
 # jobs, all failed is in a wave; it is probed again BREAKER_COOLDOWN_S after its last
@@ -61,7 +63,7 @@ BREAKER_COOLDOWN_S = 180.0
 EVIDENCE_WINDOW_S = 900.0  # older outcomes say nothing about now
 PACE_MIN_SAMPLES = 2
 PATIENCE_S = 600.0
-LEARN_MIN_SAMPLES = 20
+LEARN_MIN_SAMPLES = facts.MIN_SAMPLES
 SLOW_FAILURE_SHARE = 0.5  # a failure after half the timeout counts as slow
 SLOW_OUTCOMES = frozenset({"timeout"})
 

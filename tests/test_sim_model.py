@@ -7,10 +7,11 @@ import statistics
 
 import pytest
 
+from nbp_jupyter import facts
 from nbp_jupyter.sim import model
 
-# [seed] latency P50 / P95 / P99 per resolution
-PUBLISHED = {"1K": (45, 90, 150), "2K": (65, 120, 180), "4K": (120, 170, 250)}
+# docs/facts.md "Latency and success": P50 / P95 / P99 per resolution
+PUBLISHED = {r: tuple(q) for r, q in facts.LATENCY.items()}
 
 
 @pytest.mark.parametrize("resolution", ["1K", "2K", "4K"])

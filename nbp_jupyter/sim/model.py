@@ -21,15 +21,16 @@ import re
 import statistics
 from dataclasses import dataclass
 
-# Quantile knots (probability, seconds) per resolution. [seed] latency P50/P95/P99:
-# 1K 45/90/150, 2K 65/120/180, 4K 120/170/250; floors from the generation-time ranges
-# (1K 15 s, 2K 45 s); the tail ends at the 600 s server-side limit for 4K.
+from .. import facts
+
+# Quantile knots (probability, seconds) per resolution: the published P50/P95/P99 and the
+# shortest reported times (docs/facts.md "Latency and success"); the tail ends at 200 s
+# (1K), 300 s (2K) and the 600 s server-side limit (4K).
+_TAIL_S = {"1K": 200.0, "2K": 300.0, "4K": facts.SERVER_LIMIT_S}
 LATENCY_KNOTS: dict[str, tuple[tuple[float, float], ...]] = {
-    "1K": ((0.0, 15.0), (0.5, 45.0), (0.95, 90.0), (0.99, 150.0), (1.0, 200.0)),
-    "2K": ((0.0, 45.0), (0.5, 65.0), (0.95, 120.0), (0.99, 180.0), (1.0, 300.0)),
-    "4K": ((0.0, 60.0), (0.5, 120.0), (0.95, 170.0), (0.99, 250.0), (1.0, 600.0)),
-}
-SERVER_LIMIT_S = 600.0  # [seed] the server-side limit was raised from 300 s to 600 s
+    r: ((0.0, facts.GENERATION_FLOOR_S[r]), (0.5, q.p50), (0.95, q.p95), (0.99, q.p99),
+        (1.0, _TAIL_S[r])) for r, q in facts.LATENCY.items()}
+SERVER_LIMIT_S = facts.SERVER_LIMIT_S
 _Z95 = statistics.NormalDist().inv_cdf(0.95)
 IDEAL_LATENCY_S = {"1K": 5.0, "2K": 10.0, "4K": 20.0}
 
@@ -83,12 +84,12 @@ class Profile:
     spell: Spell | None = None
 
 
-# ----- The worlds' parameters, in one place (docs/facts.md, "Worlds the policy is measured in").
-PUBLISHED_SUCCESS = {"1K": 0.96, "2K": 0.85, "4K": 0.50}  # > 95 %, ~ 85 %, < 50 %
+# ----- The worlds' parameters, in one place (docs/facts.md "Worlds the policy is measured in").
+PUBLISHED_SUCCESS = dict(facts.TYPICAL_SUCCESS)
 # Issue 13's independent stand-in: how a failed call fails.
 INDEPENDENT_MIX = {"overloaded": 0.45, "hang": 0.35, "server_error": 0.10, "rate_limited": 0.10}
-# January 2026: healthy calls several times slower for everyone (20-40 s became 180 s+).
-SLOW_FACTOR = 3.5
+# January 2026: healthy calls 3-4x slower for everyone (20-40 s became 180 s+); the middle.
+SLOW_FACTOR = sum(facts.SLOWDOWN_FACTOR_2026_01) / 2
 # Overload waves: the hourly swing of 4K success (30 % to 70 %) compressed into a 40-minute
 # cycle so a benchmark run meets one or two waves: 12 minutes in which 4K mostly hangs or is
 # cut at the server's limit, 28 minutes of 4K at 65 % (on average 47 %, like the published < 50 %).
@@ -105,16 +106,17 @@ PROFILES: dict[str, Profile] = {
     "ideal": Profile("ideal", {"1K": 1.0, "2K": 1.0, "4K": 1.0}, fixed_latency=True,
                      description="no failures; fixed latency 1K 5 s, 2K 10 s, 4K 20 s"),
     "typical": Profile("typical", {"1K": 0.96, "2K": 0.85, "4K": 0.50}, downgrade=0.06,
-                       thought=0.2, description="success 1K 96 %, 2K 85 %, 4K 50 % [seed]"),
+                       thought=0.2, description="success 1K 96 %, 2K 85 %, 4K 50 %; every call on its "
+                                               "own, failures mixed as below"),
     "peak": Profile("peak", {"1K": 0.93, "2K": 0.70, "4K": 0.30}, latency_factor=1.3,
                     downgrade=0.1, thought=0.2,
-                    description="success 1K 93 %, 2K 70 %, 4K 30 % (00-08 Beijing time "
-                                "[seed]); latency x1.3"),
+                    description="success 1K 93 %, 2K 70 %, 4K 30 % (00-08 Beijing time); "
+                                "latency x1.3"),
     "outage": Profile("outage", {"1K": 0.0, "2K": 0.0, "4K": 0.0},
                       description="every request gets 503 overloaded"),
     "independent": Profile(
         "independent", dict(PUBLISHED_SUCCESS), mix=INDEPENDENT_MIX, lognormal=True,
-        description="each call drawn on its own: success 1K 96 %, 2K 85 %, 4K 50 %; failures "
+        description="each call drawn on its own: success 1K 95 %, 2K 85 %, 4K 50 %; failures "
                     "503 45 %, hang 35 %, 500 10 %, 429 10 %; lognormal latency"),
     "slow": Profile(
         "slow", dict(PUBLISHED_SUCCESS), mix=INDEPENDENT_MIX, lognormal=True,
