@@ -18,6 +18,7 @@ import httpx
 from . import checks
 from . import policy as pol
 from . import pricing, providers, sizes
+from .answer_stream import AnswerStream
 from .checks import Delivered
 from .config import Settings
 from .errors import AttemptError, AttemptTimeout, BadResponse, Cancelled, ConnectionFailed
@@ -30,9 +31,12 @@ from .types import Attempt, GenerationResult, Request
 CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
 # Learned timeouts and hedge points move slowly: no need to query the ledger per attempt.
 LEARN_TTL_S = 2.0
-# Parsing holds the GIL, so more threads buy no speed, only memory: each parse of a 4K answer
-# holds its ~23 MB body, the decoded JSON string and the image at once.
+# Checking an image (header, chunk checksums) holds the GIL for most of its work, so more
+# threads buy no speed.
 _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")
+# Decoded image bytes are written to their file in batches this large, one batch in flight
+# per answer while the next arrives: 20 answers hold at most ~40 MB between them.
+WRITE_BATCH = 1 << 20
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
@@ -248,7 +252,7 @@ class Engine:
         common = dict(number=number, resolution=rung.resolution, model=model,
                       provider=endpoint.provider, waited_s=decision.wait_s)
         try:
-            got = await self._attempt(plan, endpoint, url, rung.resolution, model,
+            got = await self._attempt(plan, store, endpoint, url, rung.resolution, model,
                                       decision.timeout_s)
         except AttemptError as exc:
             took = (loop.time() - began) / scale
@@ -287,8 +291,8 @@ class Engine:
                     "a request already sent may still be billed")
         return Cancelled("cancelled mid-flight").one_line()
 
-    async def _attempt(self, plan: Plan, settings: Settings, base_url: str, resolution: str,
-                       model: str, timeout_s: float) -> Delivered:
+    async def _attempt(self, plan: Plan, store: Store, settings: Settings, base_url: str,
+                       resolution: str, model: str, timeout_s: float) -> Delivered:
         scale = settings.time_scale
         wire = providers.for_wire(settings.wire)
         http_request = wire.build(plan.request, resolution, model, base_url,
@@ -301,11 +305,17 @@ class Engine:
         loop = asyncio.get_running_loop()
         began = loop.time()
         # The wall clock bounds the whole attempt: a slow drip cannot dodge it.
-        status, headers, body = await _bounded(
-            _fetch(client, http_request, settings.max_response_bytes), budget, timeout_s)
-        parsed = await asyncio.get_running_loop().run_in_executor(
-            _DECODERS, checks.decode, wire, status, headers, body, plan.request, resolution, model)
-        del body  # the JSON text is the largest thing we hold; let it go before the next step
+        status, headers, answer = await _bounded(
+            _receive(client, http_request, settings.max_response_bytes, store.images),
+            budget, timeout_s)
+        if isinstance(answer, AnswerStream):
+            # Once parsed and checked the image is paid for: a cancel now still delivers it
+            # (the race keeps it), and its spill files never outlive the check.
+            parsed = await _finish_anyway(loop.run_in_executor(
+                _DECODERS, checks.settle, answer, wire, status, headers, plan.request,
+                resolution, model))
+        else:  # not a 200: the provider says which error it is
+            parsed = await loop.run_in_executor(_DECODERS, wire.parse, status, headers, answer)
         if isinstance(parsed, Delivered):
             return parsed
         if parsed.url:  # fetched without our key: the link is the gateway's business
@@ -339,7 +349,10 @@ def _learned(store: Store, policy: pol.RetryPolicy,
 
 
 def _keep(store: Store, job_id: str, prompt: str, got: Delivered, attempt: Attempt):
-    path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
+    if got.path is not None:  # streamed to disk and checked there: renamed into place
+        path = store.adopt_image(job_id, prompt, got.resolution, got.path, got.fmt)
+    else:
+        path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
     store.end_attempt(job_id, attempt, image_path=path)
     return path
 
@@ -363,6 +376,62 @@ async def _bounded(coro, budget: float, timeout_s: float):
 async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
                  cap: int) -> tuple[int, httpx.Headers, bytes]:
     """Send and read the whole body, refusing more than `cap` bytes while it streams."""
+    return await _exchange(client, request, cap, lambda response: _whole(response, cap))
+
+
+async def _receive(client: httpx.AsyncClient, request: httpx.Request, cap: int,
+                   folder) -> tuple[int, httpx.Headers, bytes | AnswerStream]:
+    """Send; a 200's body streams through an AnswerStream that decodes its images into
+    files under `folder` as they arrive. Any other answer is read whole (an error's JSON)."""
+    async def read(response: httpx.Response) -> bytes | AnswerStream:
+        if response.status_code != 200:
+            return await _whole(response, cap)
+        stream = AnswerStream(folder)
+        loop = asyncio.get_running_loop()
+        writing = None
+        try:
+            async for chunk in _capped(response, cap):
+                stream.feed(chunk)
+                if stream.pending_bytes() >= WRITE_BATCH:
+                    if writing is not None:  # one batch in flight: memory stays bounded
+                        await writing
+                    writing = loop.run_in_executor(None, stream.write, stream.take())
+            if writing is not None:
+                await writing
+        except BaseException:  # cut off, over the cap, timed out or cancelled: no file stays
+            await _finish_anyway(_discard(stream, writing))
+            raise
+        return stream
+
+    return await _exchange(client, request, cap, read)
+
+
+async def _discard(stream: AnswerStream, writing) -> None:
+    if writing is not None:
+        await asyncio.gather(writing, return_exceptions=True)
+    await asyncio.to_thread(stream.discard)
+
+
+async def _whole(response: httpx.Response, cap: int) -> bytearray:
+    body = bytearray()  # grown in place: no second copy of a 30 MB body at the end
+    async for chunk in _capped(response, cap):
+        body += chunk
+    return body
+
+
+async def _capped(response: httpx.Response, cap: int):
+    """The body's (decoded) bytes, refused once they pass `cap`."""
+    seen = 0
+    async for chunk in response.aiter_bytes():
+        seen += len(chunk)
+        if seen > cap:
+            raise BadResponse(f"answer over the {cap}-byte cap",
+                              http_status=response.status_code, billed="unknown")
+        yield chunk
+
+
+async def _exchange(client: httpx.AsyncClient, request: httpx.Request, cap: int, read):
+    """Send `request`, hand its response to `read`; httpx's errors become ours here."""
     try:
         response = await client.send(request, stream=True)
         try:
@@ -370,13 +439,7 @@ async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
             if declared > cap:
                 raise BadResponse(f"answer of {declared} bytes is over the {cap}-byte cap",
                                   http_status=response.status_code, billed="unknown")
-            body = bytearray()  # grown in place: no second copy of a 30 MB body at the end
-            async for chunk in response.aiter_raw():
-                if len(body) + len(chunk) > cap:
-                    raise BadResponse(f"answer over the {cap}-byte cap",
-                                      http_status=response.status_code, billed="unknown")
-                body += chunk
-            return response.status_code, response.headers, body
+            return response.status_code, response.headers, await read(response)
         finally:
             await response.aclose()
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
