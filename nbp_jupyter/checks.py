@@ -7,8 +7,10 @@ Plain functions, no sockets; the engine runs them in a worker thread.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -40,11 +42,13 @@ class Delivered:
     silent: bool
     detail: str
     path: Path | None = None  # the checked spill file, for the store to rename into place
+    kept: Path | None = None  # where the store put it
 
 
 def settle(stream: AnswerStream, wire, status: int, headers, request: Request, asked: str,
-           model: str):
-    """Finish a streamed 200 answer: parse it and check its image from disk.
+           model: str, then: Callable[[Delivered], Any] | None = None):
+    """Finish a streamed 200 answer: parse it, check its image from disk, and hand it to
+    `then` (the engine keeps it) in the same worker thread: one hand-off, not two.
 
     Every spill file but the delivered image's is deleted, and that one too on any error,
     so nothing half-written is left. A gateway's URL answer comes back to be fetched."""
@@ -55,8 +59,9 @@ def settle(stream: AnswerStream, wire, status: int, headers, request: Request, a
         if parsed.url:
             return parsed
         got = check(parsed, request, asked, model)
-        keep = got.path
-        return got
+        result = then(got) if then is not None else got
+        keep = got.path  # renamed into place by `then`, or the caller's to keep
+        return result
     finally:
         stream.discard(keep)
 

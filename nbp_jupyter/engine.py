@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -35,8 +36,8 @@ LEARN_TTL_S = 2.0
 # threads buy no speed.
 _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")
 # Decoded image bytes are written to their file in batches this large, one batch in flight
-# per answer while the next arrives: 20 answers hold at most ~40 MB between them.
-WRITE_BATCH = 1 << 20
+# per answer while the next arrives: 20 answers hold at most ~80 MB between them.
+WRITE_BATCH = 2 << 20  # a 1K answer's image (~1 MB) is written once, with its check
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
@@ -159,10 +160,8 @@ class Engine:
                     break
         except asyncio.CancelledError:
             status, error = "cancelled", "cancelled by you"
-        if won is not None:
-            # A paid image reaches the disk and the ledger even if a cancel lands now.
-            image_path = await _finish_anyway(asyncio.to_thread(
-                _keep, store, plan.job_id, request.prompt, *won))
+        if won is not None:  # on disk and in the ledger since the thread that checked it
+            image_path = won[0].kept
         delivered = won[0] if won else None
         attempts = sorted(run.attempts, key=lambda a: a.number)
         result = GenerationResult(
@@ -221,11 +220,8 @@ class Engine:
             for task in flights:
                 task.cancel()
             ended = await asyncio.gather(*flights, return_exceptions=True)
+        # Both may have landed at once: each image was kept on disk as it was checked.
         landed = [got for got in ended if isinstance(got, tuple)]
-        # Both may have landed at once: the second paid image is kept on disk too.
-        for got in landed[1:]:
-            await _finish_anyway(asyncio.to_thread(
-                _keep, run.store, run.plan.job_id, run.plan.request.prompt, *got))
         if landed:  # even if a cancel came as it landed: the image is paid for
             return landed[0]
         if cancelled is not None:
@@ -235,7 +231,7 @@ class Engine:
 
     async def _fly(self, run: _Run, decision: pol.Try) -> tuple[Delivered, Attempt] | None:
         """One attempt, recorded from start to end; returns the image, or None if it failed."""
-        plan, store, loop = run.plan, run.store, asyncio.get_running_loop()
+        plan, store = run.plan, run.store
         scale = plan.settings.time_scale
         rung = plan.policy.ladder[decision.rung]
         endpoint, url = plan.endpoint(rung.provider)
@@ -248,14 +244,24 @@ class Engine:
                                 model, endpoint.provider, decision.wait_s, estimate)
         run.emit(AttemptStarted(plan.job_id, number, rung.resolution, model, decision.timeout_s,
                                 tries, plan.policy.attempts.get(rung.resolution, 1)))
-        began = loop.time()
+        began = time.monotonic()  # the loop's clock too; read here from a worker thread
         common = dict(number=number, resolution=rung.resolution, model=model,
                       provider=endpoint.provider, waited_s=decision.wait_s)
+
+        def keep(got: Delivered) -> tuple[Delivered, Attempt]:
+            """In the thread that checked the image: into place and into the ledger."""
+            attempt = Attempt(**common, outcome="ok", http_status=200,
+                              elapsed_s=(time.monotonic() - began) / scale, billed="yes",
+                              cost_usd=got.cost, detail=got.detail, width=got.width,
+                              height=got.height)
+            got.kept = _keep(store, plan.job_id, plan.request.prompt, got, attempt)
+            return got, attempt
+
         try:
-            got = await self._attempt(plan, store, endpoint, url, rung.resolution, model,
-                                      decision.timeout_s)
+            got, attempt = await self._attempt(plan, store, endpoint, url, rung.resolution,
+                                               model, decision.timeout_s, keep)
         except AttemptError as exc:
-            took = (loop.time() - began) / scale
+            took = (time.monotonic() - began) / scale
             cost = pricing.cost(model, rung.resolution, exc.tokens) if exc.billed == "yes" else 0.0
             if exc.billed == "unknown":
                 run.unknown_cost += estimate
@@ -271,17 +277,14 @@ class Engine:
         except asyncio.CancelledError:  # the request was out: it may still be made and billed
             run.unknown_cost += estimate
             attempt = Attempt(**common, outcome="cancelled", http_status=None,
-                              elapsed_s=(loop.time() - began) / scale, billed="unknown",
+                              elapsed_s=(time.monotonic() - began) / scale, billed="unknown",
                               cost_usd=0.0, detail=self._cancelled_detail(run))
             run.attempts.append(attempt)
             store.end_attempt(plan.job_id, attempt)
             raise
-        took = (loop.time() - began) / scale
-        attempt = Attempt(**common, outcome="ok", http_status=200, elapsed_s=took, billed="yes",
-                          cost_usd=got.cost, detail=got.detail, width=got.width,
-                          height=got.height)
-        run.attempts.append(attempt)  # its ledger row is written with the image (_keep)
-        run.history.append(pol.Past(decision.rung, "ok", started, took, decision.timeout_s))
+        run.attempts.append(attempt)
+        run.history.append(pol.Past(decision.rung, "ok", started, attempt.elapsed_s,
+                                    decision.timeout_s))
         return got, attempt
 
     @staticmethod
@@ -292,7 +295,10 @@ class Engine:
         return Cancelled("cancelled mid-flight").one_line()
 
     async def _attempt(self, plan: Plan, store: Store, settings: Settings, base_url: str,
-                       resolution: str, model: str, timeout_s: float) -> Delivered:
+                       resolution: str, model: str, timeout_s: float,
+                       keep: Callable[[Delivered], tuple[Delivered, Attempt]]
+                       ) -> tuple[Delivered, Attempt]:
+        """Send, stream, check and keep one attempt's image; its typed error otherwise."""
         scale = settings.time_scale
         wire = providers.for_wire(settings.wire)
         http_request = wire.build(plan.request, resolution, model, base_url,
@@ -313,10 +319,10 @@ class Engine:
             # (the race keeps it), and its spill files never outlive the check.
             parsed = await _finish_anyway(loop.run_in_executor(
                 _DECODERS, checks.settle, answer, wire, status, headers, plan.request,
-                resolution, model))
+                resolution, model, keep))
         else:  # not a 200: the provider says which error it is
             parsed = await loop.run_in_executor(_DECODERS, wire.parse, status, headers, answer)
-        if isinstance(parsed, Delivered):
+        if isinstance(parsed, tuple):
             return parsed
         if parsed.url:  # fetched without our key: the link is the gateway's business
             left = max(budget - (loop.time() - began), 0.001)
@@ -328,7 +334,8 @@ class Engine:
                 raise BadResponse(f"image URL answered HTTP {code}", http_status=code,
                                   billed="unknown")
             parsed = type(parsed)(**{**parsed.__dict__, "data": data, "url": None})
-        return await asyncio.to_thread(checks.check, parsed, plan.request, resolution, model)
+        return await _finish_anyway(asyncio.to_thread(
+            lambda: keep(checks.check(parsed, plan.request, resolution, model))))
 
 
 def _learned(store: Store, policy: pol.RetryPolicy,
