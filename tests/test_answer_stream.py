@@ -221,3 +221,18 @@ def test_cap_holds_while_an_image_streams(home):
     result = _run_against(body, size="1K", max_response_mb=1)
     assert [a.outcome for a in result.attempts] == ["bad_response"] and "cap" in result.error
     assert [p.name for p in (home / "images").iterdir()] == []
+
+
+def test_small_and_large_data_urls_give_the_same_image(tmp_path):
+    """A chat wire's data: URL yields the image whether it streamed to a file or not."""
+    from nbp_jupyter.providers.base import image_payload
+
+    small, large = png(16, 16), noise_png(64, 64)
+    body = json.dumps({"s": "data:image/png;base64," + base64.b64encode(small).decode(),
+                       "l": "data:image/png;base64," + base64.b64encode(large).decode()})
+    skeleton, blobs = streamed(body.encode(), tmp_path).finish()
+    doc = json.loads(skeleton)
+    assert image_payload(doc["s"], "url", blobs) == {"data": small}
+    assert image_payload(doc["l"], "url", blobs)["blob"].path.read_bytes() == large
+    with pytest.raises(BadResponse, match="without base64"):
+        image_payload("data:image/png,abc", "url", blobs)

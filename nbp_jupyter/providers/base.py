@@ -61,12 +61,17 @@ def b64decode(text: object, where: str) -> bytes:
 
 
 def image_payload(value: object, where: str, blobs: Mapping[str, Blob] | None) -> dict:
-    """ParsedImage's `data` or `blob` for an image's base64 value.
+    """ParsedImage's `data` or `blob` for an image's base64 value or `data:...;base64,` URL.
 
     A large string was decoded to a file while the answer streamed (answer_stream.py) and
     stands in the JSON as a marker found in `blobs`; a small one is decoded here."""
     blob = blobs.get(value) if blobs and isinstance(value, str) else None
     if blob is None:
+        if isinstance(value, str) and value.startswith("data:"):  # a chat wire's image URL
+            head, _, value = value.partition(",")
+            if not head.endswith(";base64"):
+                raise BadResponse(f"{where} is a data: URL without base64", http_status=200,
+                                  billed="unknown")
         return {"data": b64decode(value, where)}
     if blob.error or not blob.size:
         raise BadResponse(f"{where} is not valid base64 ({blob.error or 'empty'})",
