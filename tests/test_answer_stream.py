@@ -160,14 +160,15 @@ def test_a_bomb_sized_image_is_the_same_typed_error(tmp_path):
         settle(gemini_body(huge_png(20000, 20000)), tmp_path, size="4K")
 
 
-async def _serve_once(body: bytes, pieces: int = 50):
-    """A loopback server that answers every request with `body` in `pieces` writes."""
+async def _serve_once(body: bytes, pieces: int = 50, length: bool = True):
+    """A loopback server that answers every request with `body` in `pieces` writes; without
+    `length`, the body ends when the connection closes (no size declared up front)."""
     async def answer(reader, writer):
         request = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
-        length = int(request.split("content-length:")[1].split()[0])
-        await reader.readexactly(length)  # unread, closing would reset the connection
-        head = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\n\r\n" % len(body))
+        sent = request.split("content-length:")[1].split()[0]
+        await reader.readexactly(int(sent))  # unread, closing would reset the connection
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + (
+            b"content-length: %d\r\n\r\n" % len(body) if length else b"connection: close\r\n\r\n")
         writer.write(head)
         step = max(1, len(body) // pieces)
         try:
@@ -182,9 +183,9 @@ async def _serve_once(body: bytes, pieces: int = 50):
     return await asyncio.start_server(answer, "127.0.0.1", 0)
 
 
-def _run_against(body: bytes, **options):
+def _run_against(body: bytes, length: bool = True, **options):
     async def main():
-        server = await _serve_once(body)
+        server = await _serve_once(body, length=length)
         port = server.sockets[0].getsockname()[1]
         try:
             return await nbp.agenerate("a kite", provider="gemini", api_key="k", retries=0,
@@ -217,8 +218,9 @@ def test_engine_streams_a_good_answer_into_place(home):
 
 def test_cap_holds_while_an_image_streams(home):
     """An image string past the size cap stops the read, and leaves no partial file."""
-    body = gemini_body(b"\0" * 3 * 2**20)  # 4 MB of JSON against a 1 MB cap
-    result = _run_against(body, size="1K", max_response_mb=1)
+    body = gemini_body(b"\0" * 6 * 2**20)  # 8 MB of JSON against a 3 MB cap: 2 MB are
+    result = _run_against(body, size="1K", max_response_mb=3,  # on disk when it hits the cap
+                          length=False)
     assert [a.outcome for a in result.attempts] == ["bad_response"] and "cap" in result.error
     assert [p.name for p in (home / "images").iterdir()] == []
 
@@ -236,3 +238,52 @@ def test_small_and_large_data_urls_give_the_same_image(tmp_path):
     assert image_payload(doc["l"], "url", blobs)["blob"].path.read_bytes() == large
     with pytest.raises(BadResponse, match="without base64"):
         image_payload("data:image/png,abc", "url", blobs)
+
+
+def test_cancel_mid_image_leaves_no_partial_file(home):
+    """Cancelling while an image streams in leaves no '.part' file in the images folder."""
+    import threading
+
+    body = gemini_body(noise_png(2048, 2048))  # half of it is past the first write batch
+    half_sent = threading.Event()
+    writers = []
+
+    async def answer(reader, writer):
+        writers.append(writer)
+        request = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        await reader.readexactly(int(request.split("content-length:")[1].split()[0]))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                     b"content-length: %d\r\n\r\n" % len(body) + body[: len(body) // 2])
+        await writer.drain()
+        half_sent.set()  # the rest never comes in this test
+
+    async def shutdown(server):
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(answer, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.sockets[0].getsockname()[1]
+        job = nbp.submit("a kite", provider="gemini", api_key="k", retries=0, fallback=False,
+                         base_url=f"http://127.0.0.1:{port}", time_scale=1.0)
+        assert half_sent.wait(10)
+        images = home / "images"
+        for _ in range(200):  # until the first MBs reach their file
+            if any(images.iterdir()):
+                break
+            threading.Event().wait(0.05)
+        assert any(images.iterdir())
+        job.cancel()
+        result = job.result()
+        assert [a.outcome for a in result.attempts] == ["cancelled"]
+        assert list(images.iterdir()) == []
+    finally:
+        asyncio.run_coroutine_threadsafe(shutdown(server), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
