@@ -19,10 +19,12 @@ from .answer_stream import AnswerStream
 from .errors import BadResponse
 from .types import Request
 
-FORMATS = ("PNG", "JPEG", "WEBP")  # what the services and gateways send (docs/facts.md)
+# All that the services send: docs/facts.md "Streamed answers and image checks".
+FORMATS = ("PNG", "JPEG", "WEBP")
 # An image may hold up to this many times the largest table size of the size asked: an
-# OpenAI-style gateway may answer 1536x1024 to a 1K ask (docs/facts.md). A 1K ask answered
-# with 12000x12000 (144 MP, 432 MB decoded) is refused from its header alone.
+# OpenAI-style gateway may answer 1536x1024 to a 1K ask (docs/facts.md "Streamed answers and
+# image checks"). A 1K ask answered with 12000x12000 (144 MP, 432 MB decoded) is refused from
+# its header alone.
 PIXEL_SLACK = 1.5
 MAX_PIXELS = {res: max(row[res][0] * row[res][1] for row in sizes.PIXELS.values())
               for res in sizes.RESOLUTIONS}
