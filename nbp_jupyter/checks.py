@@ -1,25 +1,40 @@
-"""Answers are checked, not trusted: parse the body, decode the image, compare it with the ask.
+"""Answers are checked, not trusted: parse the answer, read the image's header, compare it
+with the ask — all before the image is decoded in full or renamed into place.
 
-Pure functions on bytes (no sockets); the engine runs them in a worker thread.
+Plain functions, no sockets; the engine runs them in a worker thread.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
 from . import pricing, sizes
+from .answer_stream import AnswerStream
 from .errors import BadResponse
 from .types import Request
+
+# All that the services send: docs/facts.md "Streamed answers and image checks".
+FORMATS = ("PNG", "JPEG", "WEBP")
+# An image may hold up to this many times the largest table size of the size asked: an
+# OpenAI-style gateway may answer 1536x1024 to a 1K ask (docs/facts.md "Streamed answers and
+# image checks"). A 1K ask answered with 12000x12000 (144 MP, 432 MB decoded) is refused from
+# its header alone.
+PIXEL_SLACK = 1.5
+MAX_PIXELS = {res: max(row[res][0] * row[res][1] for row in sizes.PIXELS.values())
+              for res in sizes.RESOLUTIONS}
 
 
 @dataclass
 class Delivered:
     """An image that passed the checks, with what it cost and what was odd about it."""
 
-    data: bytes
+    data: bytes  # empty when the image is in `path`
     width: int
     height: int
     fmt: str
@@ -28,23 +43,45 @@ class Delivered:
     simulated: bool
     silent: bool
     detail: str
+    path: Path | None = None  # the checked spill file, for the store to rename into place
+    kept: Path | None = None  # where the store put it
 
 
-def decode(wire, status: int, headers, body: bytes, request: Request, asked: str,
-           model: str):
-    """Parse and check in one thread hop; a gateway's URL answer comes back to be fetched."""
-    parsed = wire.parse(status, headers, body)
-    if parsed.url:
-        return parsed
-    return check(parsed, request, asked, model)
+def settle(stream: AnswerStream, wire, status: int, headers, request: Request, asked: str,
+           model: str, then: Callable[[Delivered], Any] | None = None):
+    """Finish a streamed 200 answer: parse it, check its image from disk, and hand it to
+    `then` (the engine keeps it) in the same worker thread: one hand-off, not two.
+
+    Every spill file but the delivered image's is deleted, and that one too on any error,
+    so nothing half-written is left. A gateway's URL answer comes back to be fetched."""
+    keep = None
+    try:
+        skeleton, blobs = stream.finish()
+        parsed = wire.parse(status, headers, skeleton, blobs)
+        if parsed.url:
+            return parsed
+        got = check(parsed, request, asked, model)
+        result = then(got) if then is not None else got
+        keep = got.path  # renamed into place by `then`, or the caller's to keep
+        return result
+    finally:
+        stream.discard(keep)
 
 
 def check(parsed, request: Request, asked: str, model: str) -> Delivered:
-    """Decode the image and compare it with what was asked; a 200 is not trusted blindly."""
+    """Read the image's header, compare it with what was asked, then verify its structure;
+    a 200 is not trusted blindly, and a far too large image is never decoded."""
+    source = parsed.blob.path if parsed.blob is not None else io.BytesIO(parsed.data)
     try:
-        with Image.open(io.BytesIO(parsed.data)) as image:
-            image.verify()
+        with Image.open(source, formats=FORMATS) as image:
             width, height, fmt = image.width, image.height, (image.format or "png").lower()
+            check_pixels(width, height, asked, parsed.output_tokens)
+            image.verify()  # chunk structure and checksums; no pixels are decoded
+    except Image.DecompressionBombError:
+        raise _too_large(f"asked {asked}; the image is far larger (Pillow would not open it)",
+                         parsed.output_tokens) from None
+    except BadResponse:
+        raise
     except Exception as exc:  # Pillow raises many kinds for bad bytes
         raise BadResponse(f"the image does not decode ({type(exc).__name__})",
                           http_status=200, billed="unknown") from None
@@ -62,5 +99,22 @@ def check(parsed, request: Request, asked: str, model: str) -> Delivered:
         notes.append(f"skipped {parsed.skipped_thoughts} draft image(s)")
     cost = pricing.cost(model, resolution, parsed.output_tokens, parsed.input_tokens)
     return Delivered(parsed.data, width, height, "jpg" if fmt == "jpeg" else fmt, resolution,
-                      cost, parsed.simulated, silent, "; ".join(notes))
+                     cost, parsed.simulated, silent, "; ".join(notes),
+                     parsed.blob.path if parsed.blob is not None else None)
 
+
+def check_pixels(width: int, height: int, asked: str, tokens: int | None) -> None:
+    """Refuse, from the header, an image of a larger size than asked."""
+    limit = MAX_PIXELS[asked] * PIXEL_SLACK
+    tier = sizes.resolution_of(width, height)
+    if width * height > limit or sizes.rank(tier) > sizes.rank(asked):
+        raise _too_large(f"asked {asked}; the answer is a {width}x{height} image "
+                         f"({width * height / 1e6:.1f} MP, at most {limit / 1e6:.1f} MP expected)",
+                         tokens)
+
+
+def _too_large(message: str, tokens: int | None) -> BadResponse:
+    # Billed as the answer says: with its token count, the service charged for it.
+    return BadResponse(f"{message}; refused without decoding it", http_status=200,
+                       billed="yes" if tokens else "unknown", tokens=tokens,
+                       hint="the service or gateway answered another size than asked")

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import random
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ import httpx
 from . import checks
 from . import policy as pol
 from . import pricing, providers, sizes
+from .answer_stream import AnswerStream
 from .checks import Delivered
 from .config import Settings
 from .errors import AttemptError, AttemptTimeout, BadResponse, Cancelled, ConnectionFailed
@@ -34,9 +36,12 @@ LEARN_TTL_S = 2.0
 # The session-wide evidence the policy reads (policy.regime): the last few dozen finished
 # attempts per endpoint and model, of every job.
 EVIDENCE_KEPT = 64
-# Parsing holds the GIL, so more threads buy no speed, only memory: each parse of a 4K answer
-# holds its ~23 MB body, the decoded JSON string and the image at once.
+# Checking an image (header, chunk checksums) holds the GIL for most of its work, so more
+# threads buy no speed.
 _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")
+# Decoded image bytes are written to their file in batches this large, one batch in flight
+# per answer while the next arrives: 20 answers hold at most ~80 MB between them.
+WRITE_BATCH = 2 << 20  # a 1K answer's image (~1 MB) is written once, with its check
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
@@ -177,10 +182,8 @@ class Engine:
                     break
         except asyncio.CancelledError:
             status, error = "cancelled", "cancelled by you"
-        if won is not None:
-            # A paid image reaches the disk and the ledger even if a cancel lands now.
-            image_path = await _finish_anyway(asyncio.to_thread(
-                _keep, store, plan.job_id, request.prompt, *won))
+        if won is not None:  # on disk and in the ledger since the thread that checked it
+            image_path = won[0].kept
         delivered = won[0] if won else None
         attempts = sorted(run.attempts, key=lambda a: a.number)
         result = GenerationResult(
@@ -239,11 +242,8 @@ class Engine:
             for task in flights:
                 task.cancel()
             ended = await asyncio.gather(*flights, return_exceptions=True)
+        # Both may have landed at once: each image was kept on disk as it was checked.
         landed = [got for got in ended if isinstance(got, tuple)]
-        # Both may have landed at once: the second paid image is kept on disk too.
-        for got in landed[1:]:
-            await _finish_anyway(asyncio.to_thread(
-                _keep, run.store, run.plan.job_id, run.plan.request.prompt, *got))
         if landed:  # even if a cancel came as it landed: the image is paid for
             return landed[0]
         if cancelled is not None:
@@ -253,7 +253,7 @@ class Engine:
 
     async def _fly(self, run: _Run, decision: pol.Try) -> tuple[Delivered, Attempt] | None:
         """One attempt, recorded from start to end; returns the image, or None if it failed."""
-        plan, store, loop = run.plan, run.store, asyncio.get_running_loop()
+        plan, store = run.plan, run.store
         scale = plan.settings.time_scale
         rung = plan.policy.ladder[decision.rung]
         endpoint, url = plan.endpoint(rung.provider)
@@ -266,14 +266,24 @@ class Engine:
                                 model, endpoint.provider, decision.wait_s, estimate)
         run.emit(AttemptStarted(plan.job_id, number, rung.resolution, model, decision.timeout_s,
                                 tries, plan.policy.attempts.get(rung.resolution, 1)))
-        began = loop.time()
+        began = time.monotonic()  # the loop's clock too; read here from a worker thread
         common = dict(number=number, resolution=rung.resolution, model=model,
                       provider=endpoint.provider, waited_s=decision.wait_s)
+
+        def keep(got: Delivered) -> tuple[Delivered, Attempt]:
+            """In the thread that checked the image: into place and into the ledger."""
+            attempt = Attempt(**common, outcome="ok", http_status=200,
+                              elapsed_s=(time.monotonic() - began) / scale, billed="yes",
+                              cost_usd=got.cost, detail=got.detail, width=got.width,
+                              height=got.height)
+            got.kept = _keep(store, plan.job_id, plan.request.prompt, got, attempt)
+            return got, attempt
+
         try:
-            got = await self._attempt(plan, endpoint, url, rung.resolution, model,
-                                      decision.timeout_s)
+            got, attempt = await self._attempt(plan, store, endpoint, url, rung.resolution,
+                                               model, decision.timeout_s, keep)
         except AttemptError as exc:
-            took = (loop.time() - began) / scale
+            took = (time.monotonic() - began) / scale
             cost = pricing.cost(model, rung.resolution, exc.tokens) if exc.billed == "yes" else 0.0
             if exc.billed == "unknown":
                 run.unknown_cost += estimate
@@ -290,18 +300,15 @@ class Engine:
         except asyncio.CancelledError:  # the request was out: it may still be made and billed
             run.unknown_cost += estimate
             attempt = Attempt(**common, outcome="cancelled", http_status=None,
-                              elapsed_s=(loop.time() - began) / scale, billed="unknown",
+                              elapsed_s=(time.monotonic() - began) / scale, billed="unknown",
                               cost_usd=0.0, detail=self._cancelled_detail(run))
             run.attempts.append(attempt)
             store.end_attempt(plan.job_id, attempt)
             raise
-        took = (loop.time() - began) / scale
-        attempt = Attempt(**common, outcome="ok", http_status=200, elapsed_s=took, billed="yes",
-                          cost_usd=got.cost, detail=got.detail, width=got.width,
-                          height=got.height)
-        run.attempts.append(attempt)  # its ledger row is written with the image (_keep)
-        run.history.append(pol.Past(decision.rung, "ok", started, took, decision.timeout_s))
-        self._saw(run, rung, "ok", took, decision.timeout_s)
+        run.attempts.append(attempt)  # its ledger row was written with the image (keep)
+        run.history.append(pol.Past(decision.rung, "ok", started, attempt.elapsed_s,
+                                    decision.timeout_s))
+        self._saw(run, rung, "ok", attempt.elapsed_s, decision.timeout_s)
         return got, attempt
 
     @staticmethod
@@ -311,8 +318,11 @@ class Engine:
                     "a request already sent may still be billed")
         return Cancelled("cancelled mid-flight").one_line()
 
-    async def _attempt(self, plan: Plan, settings: Settings, base_url: str, resolution: str,
-                       model: str, timeout_s: float) -> Delivered:
+    async def _attempt(self, plan: Plan, store: Store, settings: Settings, base_url: str,
+                       resolution: str, model: str, timeout_s: float,
+                       keep: Callable[[Delivered], tuple[Delivered, Attempt]]
+                       ) -> tuple[Delivered, Attempt]:
+        """Send, stream, check and keep one attempt's image; its typed error otherwise."""
         scale = settings.time_scale
         wire = providers.for_wire(settings.wire)
         http_request = wire.build(plan.request, resolution, model, base_url,
@@ -325,12 +335,18 @@ class Engine:
         loop = asyncio.get_running_loop()
         began = loop.time()
         # The wall clock bounds the whole attempt: a slow drip cannot dodge it.
-        status, headers, body = await _bounded(
-            _fetch(client, http_request, settings.max_response_bytes), budget, timeout_s)
-        parsed = await asyncio.get_running_loop().run_in_executor(
-            _DECODERS, checks.decode, wire, status, headers, body, plan.request, resolution, model)
-        del body  # the JSON text is the largest thing we hold; let it go before the next step
-        if isinstance(parsed, Delivered):
+        status, headers, answer = await _bounded(
+            _receive(client, http_request, settings.max_response_bytes, store.images),
+            budget, timeout_s)
+        if isinstance(answer, AnswerStream):
+            # Once parsed and checked the image is paid for: a cancel now still delivers it
+            # (the race keeps it), and its spill files never outlive the check.
+            parsed = await _finish_anyway(loop.run_in_executor(
+                _DECODERS, checks.settle, answer, wire, status, headers, plan.request,
+                resolution, model, keep))
+        else:  # not a 200: the provider says which error it is
+            parsed = await loop.run_in_executor(_DECODERS, wire.parse, status, headers, answer)
+        if isinstance(parsed, tuple):
             return parsed
         if parsed.url:  # fetched without our key: the link is the gateway's business
             left = max(budget - (loop.time() - began), 0.001)
@@ -342,7 +358,8 @@ class Engine:
                 raise BadResponse(f"image URL answered HTTP {code}", http_status=code,
                                   billed="unknown")
             parsed = type(parsed)(**{**parsed.__dict__, "data": data, "url": None})
-        return await asyncio.to_thread(checks.check, parsed, plan.request, resolution, model)
+        return await _finish_anyway(asyncio.to_thread(
+            lambda: keep(checks.check(parsed, plan.request, resolution, model))))
 
 
 def _learned(store: Store, policy: pol.RetryPolicy,
@@ -363,7 +380,10 @@ def _learned(store: Store, policy: pol.RetryPolicy,
 
 
 def _keep(store: Store, job_id: str, prompt: str, got: Delivered, attempt: Attempt):
-    path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
+    if got.path is not None:  # streamed to disk and checked there: renamed into place
+        path = store.adopt_image(job_id, prompt, got.resolution, got.path, got.fmt)
+    else:
+        path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
     store.end_attempt(job_id, attempt, image_path=path)
     return path
 
@@ -387,6 +407,62 @@ async def _bounded(coro, budget: float, timeout_s: float):
 async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
                  cap: int) -> tuple[int, httpx.Headers, bytes]:
     """Send and read the whole body, refusing more than `cap` bytes while it streams."""
+    return await _exchange(client, request, cap, lambda response: _whole(response, cap))
+
+
+async def _receive(client: httpx.AsyncClient, request: httpx.Request, cap: int,
+                   folder) -> tuple[int, httpx.Headers, bytes | AnswerStream]:
+    """Send; a 200's body streams through an AnswerStream that decodes its images into
+    files under `folder` as they arrive. Any other answer is read whole (an error's JSON)."""
+    async def read(response: httpx.Response) -> bytes | AnswerStream:
+        if response.status_code != 200:
+            return await _whole(response, cap)
+        stream = AnswerStream(folder)
+        loop = asyncio.get_running_loop()
+        writing = None
+        try:
+            async for chunk in _capped(response, cap):
+                stream.feed(chunk)
+                if stream.pending_bytes() >= WRITE_BATCH:
+                    if writing is not None:  # one batch in flight: memory stays bounded
+                        await writing
+                    writing = loop.run_in_executor(None, stream.write, stream.take())
+            if writing is not None:
+                await writing
+        except BaseException:  # cut off, over the cap, timed out or cancelled: no file stays
+            await _finish_anyway(_discard(stream, writing))
+            raise
+        return stream
+
+    return await _exchange(client, request, cap, read)
+
+
+async def _discard(stream: AnswerStream, writing) -> None:
+    if writing is not None:
+        await asyncio.gather(writing, return_exceptions=True)
+    await asyncio.to_thread(stream.discard)
+
+
+async def _whole(response: httpx.Response, cap: int) -> bytearray:
+    body = bytearray()  # grown in place: no second copy of a 30 MB body at the end
+    async for chunk in _capped(response, cap):
+        body += chunk
+    return body
+
+
+async def _capped(response: httpx.Response, cap: int):
+    """The body's (decoded) bytes, refused once they pass `cap`."""
+    seen = 0
+    async for chunk in response.aiter_bytes():
+        seen += len(chunk)
+        if seen > cap:
+            raise BadResponse(f"answer over the {cap}-byte cap",
+                              http_status=response.status_code, billed="unknown")
+        yield chunk
+
+
+async def _exchange(client: httpx.AsyncClient, request: httpx.Request, cap: int, read):
+    """Send `request`, hand its response to `read`; httpx's errors become ours here."""
     try:
         response = await client.send(request, stream=True)
         try:
@@ -394,13 +470,7 @@ async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
             if declared > cap:
                 raise BadResponse(f"answer of {declared} bytes is over the {cap}-byte cap",
                                   http_status=response.status_code, billed="unknown")
-            body = bytearray()  # grown in place: no second copy of a 30 MB body at the end
-            async for chunk in response.aiter_raw():
-                if len(body) + len(chunk) > cap:
-                    raise BadResponse(f"answer over the {cap}-byte cap",
-                                      http_status=response.status_code, billed="unknown")
-                body += chunk
-            return response.status_code, response.headers, body
+            return response.status_code, response.headers, await read(response)
         finally:
             await response.aclose()
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:

@@ -214,12 +214,8 @@ class Store:
     def save_image(self, job_id: str, prompt: str, resolution: str, data: bytes,
                    ext: str = "png", folder: str | None = None) -> Path:
         """Write atomically under home/images; the name comes from the prompt, safely."""
-        target_dir = self.images / folder if folder else self.images
-        target_dir.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = f"{stamp}-{job_id}-{slug(prompt)}-{resolution}.{re.sub(r'[^a-z0-9]', '', ext) or 'bin'}"
-        path = target_dir / name
-        tmp = target_dir / f".{name}.{uuid.uuid4().hex[:6]}.part"
+        path = self._image_path(job_id, prompt, resolution, ext, folder)
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:6]}.part"
         # Written whole under a temporary name, then renamed: a killed kernel leaves either
         # the image or a '.part' file, never a truncated image. No fsync: like the ledger
         # (WAL, synchronous=NORMAL) this survives a crashed process, not a power cut.
@@ -227,6 +223,22 @@ class Store:
             fh.write(data)
         os.replace(tmp, path)
         return path
+
+    def adopt_image(self, job_id: str, prompt: str, resolution: str, part: Path,
+                    ext: str = "png", folder: str | None = None) -> Path:
+        """Rename a complete, checked '.part' file under home/images (an answer streamed
+        there, answer_stream.py) into place, named as save_image names images."""
+        path = self._image_path(job_id, prompt, resolution, ext, folder)
+        os.replace(part, path)
+        return path
+
+    def _image_path(self, job_id: str, prompt: str, resolution: str, ext: str,
+                    folder: str | None) -> Path:
+        target_dir = self.images / folder if folder else self.images
+        target_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{stamp}-{job_id}-{slug(prompt)}-{resolution}.{re.sub(r'[^a-z0-9]', '', ext) or 'bin'}"
+        return target_dir / name
 
     # ----- reading ---------------------------------------------------------------------
     def jobs(self, *, limit: int | None = None, session: str | None = None) -> list[JobRow]:

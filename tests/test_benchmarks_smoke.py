@@ -16,7 +16,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
                     "--time-scale", "0.001"]),
     ("overhead.py", ["--rounds", "1", "--sizes", "1K"]),
     ("notebook_weight.py", []),
-    ("memory.py", ["--jobs", "2"]),
+    ("memory.py", ["--jobs", "2", "--runs", "1"]),
     ("responsiveness.py", ["--jobs", "5", "--samples", "3", "--time-scale", "0.05"]),
 ])
 def test_benchmark_runs_and_prints_its_ratios(script, args, tmp_path):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..answer_stream import Blob
 from ..errors import BadResponse, ServerError
 
 SIM_HEADER = "x-nbp-simulated"
@@ -24,6 +26,7 @@ class ParsedImage:
     simulated: bool = False
     url: str | None = None  # gateways that answer with a link instead of bytes
     skipped_thoughts: int = 0
+    blob: Blob | None = None  # the image already decoded into a file by the answer stream
 
 
 def load_json(status: int, headers, body: bytes) -> dict:
@@ -55,6 +58,25 @@ def b64decode(text: object, where: str) -> bytes:
     except (binascii.Error, ValueError) as exc:
         raise BadResponse(f"{where} is not valid base64", http_status=200,
                           billed="unknown") from exc
+
+
+def image_payload(value: object, where: str, blobs: Mapping[str, Blob] | None) -> dict:
+    """ParsedImage's `data` or `blob` for an image's base64 value or `data:...;base64,` URL.
+
+    A large string was decoded to a file while the answer streamed (answer_stream.py) and
+    stands in the JSON as a marker found in `blobs`; a small one is decoded here."""
+    blob = blobs.get(value) if blobs and isinstance(value, str) else None
+    if blob is None:
+        if isinstance(value, str) and value.startswith("data:"):  # a chat wire's image URL
+            head, _, value = value.partition(",")
+            if not head.endswith(";base64"):
+                raise BadResponse(f"{where} is a data: URL without base64", http_status=200,
+                                  billed="unknown")
+        return {"data": b64decode(value, where)}
+    if blob.error or not blob.size:
+        raise BadResponse(f"{where} is not valid base64 ({blob.error or 'empty'})",
+                          http_status=200, billed="unknown")
+    return {"data": b"", "blob": blob}
 
 
 def header_retry_after(headers) -> float | None:

@@ -10,7 +10,8 @@ import httpx
 
 from ..errors import AttemptError, AuthError, BadResponse, Blocked, from_status
 from ..types import Request
-from .base import SIM_HEADER, ParsedImage, b64decode, header_retry_after, load_json, one_line
+from .base import (SIM_HEADER, ParsedImage, header_retry_after, image_payload, load_json,
+                   one_line)
 
 NAME = "gemini"
 SAFETY_REASONS = frozenset({"SAFETY", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
@@ -35,7 +36,8 @@ def build(request: Request, resolution: str, model: str, base_url: str, api_key:
         content=json.dumps(body).encode())
 
 
-def parse(status: int, headers, body: bytes) -> ParsedImage:
+def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
+    """The image in an answer; `blobs` holds the large strings the answer stream spilled."""
     if status != 200:
         raise _error(status, headers, body)
     data = load_json(status, headers, body)
@@ -51,7 +53,7 @@ def parse(status: int, headers, body: bytes) -> ParsedImage:
     candidate = candidates[0]
     content = candidate.get("content") or {}
     parts = content.get("parts") if isinstance(content, dict) else None
-    texts, image, thoughts = [], None, 0
+    texts, images, thoughts = [], [], 0
     for part in parts if isinstance(parts, list) else []:
         if not isinstance(part, dict):
             continue
@@ -59,12 +61,16 @@ def parse(status: int, headers, body: bytes) -> ParsedImage:
         if isinstance(inline, dict):
             if part.get("thought"):
                 thoughts += 1  # a draft of the model's thinking, not the answer
-            elif image is None:
-                image = inline
+            else:
+                images.append(inline)
         elif isinstance(part.get("text"), str) and not part.get("thought"):
             texts.append(part["text"])
     reason = str(candidate.get("finishReason") or "")
-    if image is None:
+    if len(images) > 1:  # one was asked: which one would be a guess
+        raise BadResponse(f"the answer holds {len(images)} images where one was asked",
+                          http_status=200, billed="yes" if out_tokens else "unknown",
+                          tokens=out_tokens if isinstance(out_tokens, int) else None)
+    if not images:
         said = f": {one_line(' '.join(texts), 120)}" if texts else ""
         billed = "yes" if out_tokens else "no"
         if reason in SAFETY_REASONS:
@@ -73,8 +79,10 @@ def parse(status: int, headers, body: bytes) -> ParsedImage:
         raise BadResponse(f"HTTP 200 without an image (finishReason {reason or 'missing'}){said}",
                           http_status=200, billed=billed, tokens=out_tokens,
                           hint="the model answered without an image; another try may work")
+    image = images[0]
     return ParsedImage(
-        data=b64decode(image.get("data"), "inlineData"), mime=str(image.get("mimeType") or ""),
+        **image_payload(image.get("data"), "inlineData", blobs),
+        mime=str(image.get("mimeType") or ""),
         output_tokens=out_tokens if isinstance(out_tokens, int) else None,
         input_tokens=in_tokens if isinstance(in_tokens, int) else None,
         text=one_line(" ".join(texts)), simulated=headers.get(SIM_HEADER) == "true",

@@ -9,7 +9,7 @@ import httpx
 from .. import sizes
 from ..errors import AttemptError, BadResponse, Blocked, ConfigError, from_status
 from ..types import Request
-from .base import SIM_HEADER, ParsedImage, b64decode, header_retry_after, load_json, one_line
+from .base import SIM_HEADER, ParsedImage, header_retry_after, image_payload, load_json, one_line
 
 NAME = "openai"
 KEY_HINT = "set OPENAI_API_KEY (or NBP_API_KEY) to your gateway's key"
@@ -29,7 +29,8 @@ def build(request: Request, resolution: str, model: str, base_url: str, api_key:
                          content=json.dumps(body).encode())
 
 
-def parse(status: int, headers, body: bytes) -> ParsedImage:
+def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
+    """The image in an answer; `blobs` holds the large strings the answer stream spilled."""
     if status != 200:
         raise _error(status, headers, body)
     data = load_json(status, headers, body)
@@ -44,7 +45,7 @@ def parse(status: int, headers, body: bytes) -> ParsedImage:
                   text=one_line(item.get("revised_prompt") or ""),
                   simulated=headers.get(SIM_HEADER) == "true")
     if item.get("b64_json"):
-        return ParsedImage(data=b64decode(item["b64_json"], "b64_json"), **common)
+        return ParsedImage(**image_payload(item["b64_json"], "b64_json", blobs), **common)
     if isinstance(item.get("url"), str) and item["url"].startswith(("http://", "https://")):
         return ParsedImage(data=b"", url=item["url"], **common)
     raise BadResponse("HTTP 200: data[0] has neither b64_json nor url", http_status=200,

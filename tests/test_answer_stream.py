@@ -1,0 +1,289 @@
+"""Answers streamed to disk: images decoded into files as they arrive, checked from disk
+before they are renamed into place, and nothing half-written left behind on any error."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import struct
+import zlib
+
+import httpx
+import pytest
+from PIL import Image
+
+import nbp_jupyter as nbp
+from nbp_jupyter import checks
+from nbp_jupyter.answer_stream import AnswerStream
+from nbp_jupyter.errors import BadResponse
+from nbp_jupyter.providers import gemini, openai
+from nbp_jupyter.types import Request
+
+from .pillow_memory import pixel_megabytes
+
+H = httpx.Headers({"content-type": "application/json"})
+
+
+def png(width: int, height: int, color=(200, 30, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, "PNG")
+    return out.getvalue()
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A PNG that compresses badly, so its base64 is large like a real answer's."""
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(out, "PNG")
+    return out.getvalue()
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of any size, built row by row: small on the wire, huge decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    row = b"\0" * (1 + (width + 7) // 8)
+    squeeze = zlib.compressobj(9)
+    data = b"".join(squeeze.compress(row) for _ in range(height)) + squeeze.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def gemini_body(*images: bytes, thoughts: tuple[bytes, ...] = (), tokens: int = 1120) -> bytes:
+    parts = [{"text": "here you go"}]
+    parts += [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(t).decode()},
+               "thought": True} for t in thoughts]
+    parts += [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(i).decode()}}
+              for i in images]
+    return json.dumps({"candidates": [{"content": {"parts": parts}, "finishReason": "STOP"}],
+                       "usageMetadata": {"candidatesTokenCount": tokens}}).encode()
+
+
+def streamed(body: bytes, folder, piece: int = 1000) -> AnswerStream:
+    stream = AnswerStream(folder)
+    for at in range(0, len(body), piece):
+        stream.feed(body[at:at + piece])
+        stream.write(stream.take())
+    return stream
+
+
+def settle(body: bytes, folder, wire=gemini, size="1K"):
+    return checks.settle(streamed(body, folder), wire, 200, H, Request(prompt="p", size=size),
+                         size, "gemini-3-pro-image-preview")
+
+
+def test_image_lands_in_a_file_and_the_json_left_in_memory_is_small(tmp_path):
+    """A streamed answer keeps only a few hundred bytes of JSON, not the image, in memory."""
+    image = noise_png(512, 512)
+    stream = streamed(gemini_body(image, thoughts=(noise_png(128, 128),)), tmp_path)
+    skeleton, blobs = stream.finish()
+    assert len(skeleton) < 600 and len(blobs) == 2
+    parsed = gemini.parse(200, H, skeleton, blobs)
+    assert parsed.blob.path.read_bytes() == image and parsed.skipped_thoughts == 1
+
+
+def test_delivered_image_is_checked_and_the_drafts_are_deleted(tmp_path):
+    """Only the final image's file stays; the model's draft images leave no files."""
+    got = settle(gemini_body(png(1024, 1024), thoughts=(noise_png(64, 64), noise_png(80, 80))),
+                 tmp_path)
+    assert (got.width, got.height, got.fmt) == (1024, 1024, "png")
+    assert [p.name for p in tmp_path.iterdir()] == [got.path.name]
+
+
+def test_escaped_slashes_and_data_urls_decode(tmp_path):
+    """Servers that escape '/' as '\\/', and data: URLs, give the same image bytes."""
+    image = png(640, 480, (1, 2, 3)) + bytes(range(256)) * 40  # plenty of '/' in its base64
+    text = base64.b64encode(image).decode()
+    body = json.dumps({"a": text, "b": f"data:image/webp;base64,{text}"}).replace("/", "\\/")
+    skeleton, blobs = streamed(body.encode(), tmp_path, piece=7).finish()
+    data = json.loads(skeleton)
+    assert blobs[data["a"]].path.read_bytes() == image
+    assert blobs[data["b"]].mime == "image/webp" and blobs[data["b"]].path.read_bytes() == image
+
+
+def test_an_answer_cut_off_mid_image_is_a_typed_error_and_leaves_no_file(tmp_path):
+    """A body that ends inside the base64 string fails cleanly; no partial image stays."""
+    body = gemini_body(png(1024, 1024))
+    with pytest.raises(BadResponse, match="broke off inside a string"):
+        settle(body[: len(body) // 2], tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_invalid_base64_is_a_typed_error_and_leaves_no_file(tmp_path):
+    """A corrupted image string fails with 'not valid base64'; nothing is left on disk."""
+    text = base64.b64encode(png(1024, 1024)).decode()
+    broken = text[:5000] + "*" + text[5001:]
+    body = gemini_body(b"").replace(b'"data": ""', b'"data": "' + broken.encode() + b'"')
+    with pytest.raises(BadResponse, match="not valid base64"):
+        settle(body, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_images_where_one_was_asked_is_a_typed_error_and_leaves_no_file(tmp_path):
+    """Two final images for one ask are refused (which is the answer?), billed as said."""
+    with pytest.raises(BadResponse, match="2 images where one was asked") as caught:
+        settle(gemini_body(png(1024, 1024), png(1024, 1024, (0, 0, 255))), tmp_path)
+    assert caught.value.billed == "yes" and caught.value.tokens == 1120
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_openai_b64_json_streams_too(tmp_path):
+    """The OpenAI images wire's b64_json goes to a file the same way."""
+    image = png(1024, 1024)
+    body = json.dumps({"data": [{"b64_json": base64.b64encode(image).decode()}]}).encode()
+    got = settle(body, tmp_path, wire=openai)
+    assert got.path.read_bytes() == image and [p for p in tmp_path.iterdir()] == [got.path]
+
+
+def test_a_far_too_large_image_is_refused_from_its_header(tmp_path):
+    """A 1K ask answered with 12000x12000 is refused without decoding its 144 MP."""
+    with pixel_megabytes() as allocated:
+        with pytest.raises(BadResponse, match="12000x12000") as caught:
+            settle(gemini_body(huge_png(12000, 12000)), tmp_path)
+        assert allocated() == 0  # decoded, even at 1 bit per pixel it is 137 MB
+    assert caught.value.billed == "yes" and caught.value.tokens == 1120
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bigger_size_than_asked_is_refused(tmp_path):
+    """A 1K ask answered at 2K size is not taken for a 1K image."""
+    with pytest.raises(BadResponse, match="asked 1K; the answer is a 2048x2048"):
+        settle(gemini_body(png(2048, 2048)), tmp_path)
+
+
+def test_a_bomb_sized_image_is_the_same_typed_error(tmp_path):
+    """A 20000x20000 image (past Pillow's bomb guard) is refused with the same one line."""
+    with pytest.raises(BadResponse, match="far larger"):
+        settle(gemini_body(huge_png(20000, 20000)), tmp_path, size="4K")
+
+
+async def _serve_once(body: bytes, pieces: int = 50, length: bool = True):
+    """A loopback server that answers every request with `body` in `pieces` writes; without
+    `length`, the body ends when the connection closes (no size declared up front)."""
+    async def answer(reader, writer):
+        request = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        sent = request.split("content-length:")[1].split()[0]
+        await reader.readexactly(int(sent))  # unread, closing would reset the connection
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + (
+            b"content-length: %d\r\n\r\n" % len(body) if length else b"connection: close\r\n\r\n")
+        writer.write(head)
+        step = max(1, len(body) // pieces)
+        try:
+            for at in range(0, len(body), step):
+                writer.write(body[at:at + step])
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", 0)
+
+
+def _run_against(body: bytes, length: bool = True, **options):
+    async def main():
+        server = await _serve_once(body, length=length)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await nbp.agenerate("a kite", provider="gemini", api_key="k", retries=0,
+                                       base_url=f"http://127.0.0.1:{port}", time_scale=0.01,
+                                       fallback=False, **options)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(main())
+
+
+def test_engine_refuses_a_huge_image_billed_and_writes_nothing(home):
+    """Over HTTP: the 12000x12000 answer is a failed, billed attempt and no file on disk."""
+    result = _run_against(gemini_body(huge_png(12000, 12000)), size="1K")
+    [attempt] = result.attempts
+    assert (attempt.outcome, attempt.billed) == ("bad_response", "yes") and attempt.cost_usd > 0
+    assert "12000x12000" in attempt.detail and not result.success
+    assert [p.name for p in (home / "images").iterdir()] == []
+
+
+def test_engine_streams_a_good_answer_into_place(home):
+    """Over HTTP: the image arrives in many pieces and lands on disk whole, nothing else."""
+    image = png(1024, 1024)
+    result = _run_against(gemini_body(image, thoughts=(png(256, 256),)), size="1K")
+    assert result.success, result.error
+    assert [p.name for p in (home / "images").iterdir()] == [result.image_path.name]
+    assert result.image_path.read_bytes() == image
+
+
+def test_cap_holds_while_an_image_streams(home):
+    """An image string past the size cap stops the read, and leaves no partial file."""
+    body = gemini_body(b"\0" * 6 * 2**20)  # 8 MB of JSON against a 3 MB cap: 2 MB are
+    result = _run_against(body, size="1K", max_response_mb=3,  # on disk when it hits the cap
+                          length=False)
+    assert [a.outcome for a in result.attempts] == ["bad_response"] and "cap" in result.error
+    assert [p.name for p in (home / "images").iterdir()] == []
+
+
+def test_small_and_large_data_urls_give_the_same_image(tmp_path):
+    """A chat wire's data: URL yields the image whether it streamed to a file or not."""
+    from nbp_jupyter.providers.base import image_payload
+
+    small, large = png(16, 16), noise_png(64, 64)
+    body = json.dumps({"s": "data:image/png;base64," + base64.b64encode(small).decode(),
+                       "l": "data:image/png;base64," + base64.b64encode(large).decode()})
+    skeleton, blobs = streamed(body.encode(), tmp_path).finish()
+    doc = json.loads(skeleton)
+    assert image_payload(doc["s"], "url", blobs) == {"data": small}
+    assert image_payload(doc["l"], "url", blobs)["blob"].path.read_bytes() == large
+    with pytest.raises(BadResponse, match="without base64"):
+        image_payload("data:image/png,abc", "url", blobs)
+
+
+def test_cancel_mid_image_leaves_no_partial_file(home):
+    """Cancelling while an image streams in leaves no '.part' file in the images folder."""
+    import threading
+
+    body = gemini_body(noise_png(2048, 2048))  # half of it is past the first write batch
+    half_sent = threading.Event()
+    writers = []
+
+    async def answer(reader, writer):
+        writers.append(writer)
+        request = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+        await reader.readexactly(int(request.split("content-length:")[1].split()[0]))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                     b"content-length: %d\r\n\r\n" % len(body) + body[: len(body) // 2])
+        await writer.drain()
+        half_sent.set()  # the rest never comes in this test
+
+    async def shutdown(server):
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(answer, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.sockets[0].getsockname()[1]
+        job = nbp.submit("a kite", provider="gemini", api_key="k", retries=0, fallback=False,
+                         base_url=f"http://127.0.0.1:{port}", time_scale=1.0)
+        assert half_sent.wait(10)
+        images = home / "images"
+        for _ in range(200):  # until the first MBs reach their file
+            if any(images.iterdir()):
+                break
+            threading.Event().wait(0.05)
+        assert any(images.iterdir())
+        job.cancel()
+        result = job.result()
+        assert [a.outcome for a in result.attempts] == ["cancelled"]
+        assert list(images.iterdir()) == []
+    finally:
+        asyncio.run_coroutine_threadsafe(shutdown(server), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
