@@ -9,8 +9,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
+from filelock import FileLock, Timeout
 
 from nbp_jupyter.store import Store
 
@@ -47,6 +49,27 @@ def _in_fresh_pid_namespace(home, job: str) -> subprocess.Popen:
                              _CHILD, str(home), job], stdout=subprocess.PIPE, text=True)
 
 
+def _killed(child: subprocess.Popen, home) -> None:
+    """SIGKILL the namespace's process and wait until the OS has released its session lock:
+    killing unshare reaches its child (PID 1 inside) a moment later, and only its exit
+    closes the lock's file descriptor."""
+    child.kill()
+    child.wait()
+    child.stdout.close()
+    deadline = time.monotonic() + 20
+    for lock in (home / "sessions").glob("*.lock"):
+        probe = FileLock(lock)
+        while True:
+            try:
+                probe.acquire(timeout=0)
+            except Timeout:
+                assert time.monotonic() < deadline, "the killed session still holds its lock"
+                time.sleep(0.05)
+                continue
+            probe.release()  # the file stays, as a dead session leaves it
+            break
+
+
 def _first_line(child: subprocess.Popen) -> tuple[int, dict]:
     words = child.stdout.readline().split(" ", 3)
     assert words[0] == "pid", words
@@ -60,9 +83,7 @@ def test_a_kernel_restarted_with_the_same_pid_recovers_the_dead_ones_jobs(tmp_pa
     try:
         first_pid, _ = _first_line(first)
     finally:
-        first.kill()  # SIGKILL to unshare's child tree: no cleanup code runs
-        first.wait()
-        first.stdout.close()
+        _killed(first, tmp_path)  # SIGKILL: no cleanup code runs
     second = _in_fresh_pid_namespace(tmp_path, "-")
     second_pid, seen = _first_line(second)
     second.wait()
@@ -82,9 +103,7 @@ def test_a_live_session_is_left_alone_and_a_dead_one_is_not_kept_alive_by_its_pi
         with Store(tmp_path) as store:
             assert store.job("001abc")["status"] == "running"  # its lock is held
     finally:
-        live.kill()
-        live.wait()
-        live.stdout.close()
+        _killed(live, tmp_path)
     with Store(tmp_path) as store:
         job = store.job("001abc")
         assert job["status"] == "interrupted"
