@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
@@ -154,11 +154,16 @@ class SimApp:
                                            "profile": self.profile.name})
             return True
         if req.method == "POST" and path.startswith(("/v1beta/models/", "/v1/models/")) \
-                and path.endswith(":generateContent"):
-            model_name = path.split("/models/", 1)[1].rsplit(":", 1)[0]
-            return await self._generate(req, writer, reader, "gemini", model_name)
+                and path.endswith((":generateContent", ":streamGenerateContent")):
+            model_name, method = path.split("/models/", 1)[1].rsplit(":", 1)
+            # streamGenerateContent: server-sent events with ?alt=sse, else a JSON array
+            stream = None if method == "generateContent" else (
+                "sse" if req.query.get("alt") == ["sse"] else "json")
+            return await self._generate(req, writer, reader, "gemini", model_name, stream)
         if req.method == "POST" and path == "/v1/images/generations":
             return await self._generate(req, writer, reader, "openai", "")
+        if req.method == "POST" and path == "/v1/chat/completions":
+            return await self._generate(req, writer, reader, "chat", "")
         await self._send(writer, 404, {"error": {"code": 404, "message": f"{req.method} "
                                                  f"{path} is not served here", "status": "NOT_FOUND"}})
         return True
@@ -205,9 +210,12 @@ class SimApp:
         since = (time.monotonic() - self.started) / self.config.time_scale
         return model.draw(self.profile, sreq.resolution, rng, since), nth
 
-    async def _generate(self, req: _Request, writer, reader, provider: str, model_name: str) -> bool:
+    async def _generate(self, req: _Request, writer, reader, provider: str, model_name: str,
+                        stream: str | None = None) -> bool:
         entry = {"path": req.path, "provider": provider, "model": model_name, "size": None,
-                 "aspect": None, "outcome": None, "status": None, "time": time.time()}
+                 "aspect": None, "outcome": None, "status": None, "time": time.time(),
+                 "stream": stream, "user_agent": req.headers.get("user-agent"),
+                 "server_timeout": req.headers.get("x-server-timeout")}
         self.log.append(entry)
         denied = self._auth_error(req, provider)
         if denied:
@@ -220,7 +228,9 @@ class SimApp:
                 raise wire.WireError(400, wire.gemini_error(
                     400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
             sreq = (wire.parse_gemini(model_name, body) if provider == "gemini"
-                    else wire.parse_openai(body))
+                    else wire.parse_chat(body) if provider == "chat" else wire.parse_openai(body))
+            sreq = replace(sreq, server_timeout_s=_whole_seconds(
+                req.headers.get("x-server-timeout")))
         except json.JSONDecodeError:
             sreq = None
             error = wire.WireError(400, wire.gemini_error(400, "INVALID_ARGUMENT",
@@ -237,31 +247,48 @@ class SimApp:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await _Behaviour(self, sreq, outcome, nth, entry, reader, writer).play()
+            return await _Behaviour(self, sreq, outcome, nth, entry, reader, writer,
+                                    stream).play()
         finally:
             self.in_flight -= 1
+
+
+def _whole_seconds(value: str | None) -> float | None:
+    """X-Server-Timeout's whole seconds, or None when absent or not a positive number."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds and seconds > 0 else None
 
 
 class _Behaviour:
     """Plays one outcome on the wire: waits, then answers, fails, hangs or drips."""
 
     def __init__(self, app: SimApp, sreq: wire.SimRequest, outcome: model.Outcome,
-                 attempt: int, entry: dict, reader, writer):
+                 attempt: int, entry: dict, reader, writer, stream: str | None = None):
         self.app, self.sreq, self.outcome, self.entry = app, sreq, outcome, entry
         self.reader, self.writer = reader, writer
         self.scale = app.config.time_scale
         self.attempt = attempt
+        self.stream = stream
 
     async def play(self) -> bool:
         kind = self.outcome.kind
-        if kind == "hang":
+        if kind == "hang":  # a dead path (a proxy that swallowed the call): no deadline helps
             self.entry["status"] = None
             await self.reader.read()  # until the client gives up and closes
             return False
-        await asyncio.sleep(self.outcome.delay_s * self.scale)
+        # The server gives up at the caller's X-Server-Timeout, else at its published limit
+        # (docs/facts.md "Gemini wire"), and answers 504 DEADLINE_EXCEEDED.
+        deadline = min(self.sreq.server_timeout_s or model.SERVER_LIMIT_S, model.SERVER_LIMIT_S)
+        if self.outcome.delay_s > deadline and kind != "drip":
+            kind = "deadline"
+        await asyncio.sleep(min(self.outcome.delay_s, deadline) * self.scale)
         if kind in ("overloaded", "rate_limited", "server_error", "deadline"):
-            status, body, headers = wire.error_for(self.sreq.provider, kind,
-                                                   self.outcome.retry_after_s)
+            status, body, headers = wire.error_for(
+                "gemini" if self.sreq.provider == "gemini" else "openai", kind,
+                self.outcome.retry_after_s)
             return await self._answer(status, json.dumps(body).encode(), headers)
         if kind in ("html200", "html502"):
             status = 200 if kind == "html200" else 502
@@ -269,11 +296,15 @@ class _Behaviour:
                                       content_type="text/html")
         if kind in ("safety", "no_image", "prompt_blocked"):
             if self.sreq.provider == "gemini":
-                return await self._answer(200, json.dumps(
-                    wire.gemini_no_image(self.sreq, kind)).encode())
+                return await self._ok(wire.gemini_no_image(self.sreq, kind))
+            if self.sreq.provider == "chat":
+                return await self._ok(wire.chat_no_image(self.sreq, kind))
             status, body = wire.openai_refusal(kind)
             return await self._answer(status, json.dumps(body).encode())
-        data = json.dumps(self._image_body(kind)).encode()
+        answer = self._image_body(kind)
+        if kind not in ("truncated", "disconnect", "drip"):
+            return await self._ok(answer)
+        data = json.dumps(answer).encode()
         if kind == "truncated":
             return await self._answer(200, data[: len(data) // 2])
         if kind == "disconnect":
@@ -296,12 +327,16 @@ class _Behaviour:
             lines = ("SIMULATED", "realistic body", f"{delivered} {width}x{height}")
         else:
             lines = images.stamp_lines(sreq.prompt, delivered, width, height, self.attempt)
+        if sreq.text_only:  # asked for words only: no image is drawn or sent
+            return (wire.chat_image if sreq.provider == "chat" else wire.gemini_image)(
+                sreq, None, delivered)
         png = images.render(width, height, lines, self.app.config.realistic)
-        if sreq.provider == "gemini":
+        if sreq.provider in ("gemini", "chat"):
             thought = None
             if kind == "thought":
                 thought = images.render(256, 256, ("SIMULATED", "thought draft"))
-            return wire.gemini_image(sreq, png, delivered, thought)
+            return (wire.gemini_image if sreq.provider == "gemini" else wire.chat_image)(
+                sreq, png, delivered, thought)
         if sreq.response_format == "url":
             file_id = uuid.uuid4().hex
             files = self.app._files
@@ -311,6 +346,16 @@ class _Behaviour:
             return wire.openai_image(sreq, None, f"{self.app.base_url}/files/{file_id}.png",
                                      delivered)
         return wire.openai_image(sreq, png, None, delivered)
+
+    async def _ok(self, answer: dict) -> bool:
+        """A 200 answer: one JSON body, or streamGenerateContent's chunks."""
+        if self.stream is None:
+            return await self._answer(200, json.dumps(answer).encode())
+        chunks = wire.gemini_stream(answer)
+        if self.stream == "json":
+            return await self._answer(200, json.dumps(chunks).encode())
+        data = b"".join(b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in chunks)
+        return await self._answer(200, data, content_type="text/event-stream")
 
     async def _answer(self, status: int, data: bytes, headers: dict | None = None,
                       content_type: str = "application/json; charset=UTF-8") -> bool:
