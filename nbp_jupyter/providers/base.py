@@ -161,7 +161,11 @@ def from_gateway(error: AttemptError, headers, message: str) -> AttemptError:
         retried = int(headers.get(GATEWAY_RETRIES_HEADER) or 0)
     except ValueError:
         retried = 0
-    if retried > 0 and (error.http_status or 0) >= 500:
+    if (error.http_status or 0) < 500:
+        return error
+    if retried > 0:
         times = "once" if retried == 1 else f"{retried} times"
         error.hint = f"the gateway already retried {times} before answering; we retry too"
+    elif "LiteLLM" in message:  # its images route does not say how often it retried
+        error.hint = "the gateway (LiteLLM) may already have retried upstream; we retry too"
     return error
