@@ -336,6 +336,7 @@ class Engine:
         wire = providers.for_wire(settings.wire)
         http_request = wire.build(plan.request, resolution, model, base_url,
                                   settings.api_key or "", timeout_s=timeout_s)
+        http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults
         budget = timeout_s * scale
         http_request.extensions["timeout"] = httpx.Timeout(
             budget, connect=min(CONNECT_S * scale, budget), write=WRITE_S * scale,
