@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
-from .. import sizes
+from .. import facts, sizes
 from . import images, model, wire
 
 MAX_REQUEST_BYTES = 20 * 1024 * 1024  # [docs] 20 MB request cap
@@ -281,7 +281,7 @@ class _Behaviour:
             return False
         # The server gives up at the caller's X-Server-Timeout, else at its published limit
         # (docs/facts.md "Gemini wire"), and answers 504 DEADLINE_EXCEEDED.
-        deadline = min(self.sreq.server_timeout_s or model.SERVER_LIMIT_S, model.SERVER_LIMIT_S)
+        deadline = min(self.sreq.server_timeout_s or facts.SERVER_LIMIT_S, facts.SERVER_LIMIT_S)
         if self.outcome.delay_s > deadline and kind != "drip":
             kind = "deadline"
         await asyncio.sleep(min(self.outcome.delay_s, deadline) * self.scale)
