@@ -43,9 +43,9 @@ def test_openai_sdk_gets_the_documented_pixel_size(simulator, resolution, aspect
     from openai import OpenAI
 
     width, height = sizes.pixels(resolution, aspect)
-    client = OpenAI(base_url=simulator.url + "/v1", api_key="test-key", max_retries=0)
-    result = client.images.generate(model="gemini-3-pro-image-preview", prompt="a lighthouse",
-                                    size=f"{width}x{height}", response_format="b64_json")
+    with OpenAI(base_url=simulator.url + "/v1", api_key="test-key", max_retries=0) as client:
+        result = client.images.generate(model="gemini-3-pro-image-preview", prompt="a lighthouse",
+                                        size=f"{width}x{height}", response_format="b64_json")
     image = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json)))
     assert image.size == (width, height)
     assert result.usage.output_tokens == sizes.OUTPUT_TOKENS[resolution]
@@ -56,9 +56,9 @@ def test_openai_sdk_url_format_serves_the_image(simulator):
     import httpx
     from openai import OpenAI
 
-    client = OpenAI(base_url=simulator.url + "/v1", api_key="k", max_retries=0)
-    result = client.images.generate(model="nano-banana-pro-4k", prompt="tiers in the name",
-                                    size="1376x768", response_format="url")
+    with OpenAI(base_url=simulator.url + "/v1", api_key="k", max_retries=0) as client:
+        result = client.images.generate(model="nano-banana-pro-4k", prompt="tiers in the name",
+                                        size="1376x768", response_format="url")
     png = httpx.get(result.data[0].url).content
     assert Image.open(io.BytesIO(png)).size == sizes.pixels("4K", "16:9")
 
@@ -70,9 +70,9 @@ def test_sdk_sees_real_auth_errors(make_sim):
     from google.genai import errors, types
 
     server = make_sim(profile="ideal", api_key="right")
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=server.url + "/v1", api_key="wrong", max_retries=0).images.generate(
-            prompt="x", size="1024x1024", response_format="b64_json")
+    with pytest.raises(openai.AuthenticationError), openai.OpenAI(
+            base_url=server.url + "/v1", api_key="wrong", max_retries=0) as client:
+        client.images.generate(prompt="x", size="1024x1024", response_format="b64_json")
     client = genai.Client(api_key="wrong", http_options=types.HttpOptions(base_url=server.url))
     with pytest.raises(errors.ClientError) as info:
         client.models.generate_content(model="gemini-3-pro-image-preview", contents="x")
@@ -105,12 +105,12 @@ def test_openai_sdk_chat_completions_get_the_image(simulator):
     """The openai SDK's chat call with modalities/image_config gets a data-URL image."""
     from openai import OpenAI
 
-    client = OpenAI(base_url=simulator.url + "/v1", api_key="k", max_retries=0)
-    result = client.chat.completions.create(
-        model="google/gemini-3-pro-image-preview",
-        messages=[{"role": "user", "content": "a lighthouse, by chat"}],
-        extra_body={"modalities": ["image", "text"],
-                    "image_config": {"aspect_ratio": "3:4", "image_size": "4K"}})
+    with OpenAI(base_url=simulator.url + "/v1", api_key="k", max_retries=0) as client:
+        result = client.chat.completions.create(
+            model="google/gemini-3-pro-image-preview",
+            messages=[{"role": "user", "content": "a lighthouse, by chat"}],
+            extra_body={"modalities": ["image", "text"],
+                        "image_config": {"aspect_ratio": "3:4", "image_size": "4K"}})
     url = result.choices[0].message.model_extra["images"][-1]["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
     image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))

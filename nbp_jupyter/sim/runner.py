@@ -80,6 +80,12 @@ class SimServer:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for writer in list(self.app._writers):  # any a cancelled handler did not close
+                writer.transport.abort()
+            # abort() and close() finish on the loop's next turns: let them, or the loop
+            # stops with transports still open (an 'unclosed transport' warning on 3.13).
+            for _ in range(3):
+                await asyncio.sleep(0)
 
         asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
