@@ -52,6 +52,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen, grace_s: float = 20.0) -> None:
+    """Ask a helper process to end; kill it if it will not; always reap it."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def litellm_command() -> list[str]:
     """The proxy's own CLI from this venv; skip without it, except in CI, where it fails."""
     cli = Path(sys.executable).with_name("litellm")
@@ -82,12 +92,7 @@ def start(sim_server, workdir: Path):
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
 
     def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
     url = f"http://127.0.0.1:{port}"

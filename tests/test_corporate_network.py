@@ -17,7 +17,7 @@ import trustme
 
 import nbp_jupyter as nbp
 from nbp_jupyter import config, jobs, sim
-from tests.gateway import free_port
+from tests.gateway import free_port, stop_process
 
 PROXY_USER, PROXY_PASSWORD = "alice", "proxy-secret"
 
@@ -61,12 +61,7 @@ def connect_proxy(tmp_path):
                 pytest.fail("proxy.py did not start")
             time.sleep(0.2)
     yield f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{port}", log
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import httpx
+
 from ..answer_stream import Blob
 from ..errors import AttemptError, BadResponse, Overloaded, ServerError
 from ..pricing import Tokens
@@ -116,6 +118,13 @@ def header_retry_after(headers) -> float | None:
 def one_line(text: object, limit: int = 200) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def bearer_post(url: str, api_key: str, body: dict) -> httpx.Request:
+    """A JSON POST with the key as a bearer token, as OpenAI-style gateways take it."""
+    return httpx.Request("POST", url, headers={"authorization": f"Bearer {api_key}",
+                                               "content-type": "application/json"},
+                         content=json.dumps(body).encode())
 
 
 def int_or_none(value: object) -> int | None:

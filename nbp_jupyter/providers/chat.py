@@ -5,13 +5,13 @@ the image comes back as a data URL in `choices[0].message.images` (docs/facts.md
 from __future__ import annotations
 
 import base64
-import json
 
 import httpx
 
 from ..errors import AttemptError, BadResponse, Blocked
 from ..types import Request
-from .base import (SIM_HEADER, ParsedImage, gateway_cost, image_ref, load_json, one_line)
+from .base import (SIM_HEADER, ParsedImage, bearer_post, gateway_cost, image_ref, load_json,
+                   one_line)
 from .openai import error_from, usage_tokens
 
 NAME = "chat"
@@ -30,10 +30,7 @@ def build(request: Request, resolution: str, model: str, base_url: str, api_key:
     body = {"model": model, "messages": [{"role": "user", "content": content}],
             "modalities": ["image", "text"],
             "image_config": {"aspect_ratio": request.aspect, "image_size": resolution}}
-    return httpx.Request("POST", f"{base_url}/v1/chat/completions",
-                         headers={"authorization": f"Bearer {api_key}",
-                                  "content-type": "application/json"},
-                         content=json.dumps(body).encode())
+    return bearer_post(f"{base_url}/v1/chat/completions", api_key, body)
 
 
 def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:

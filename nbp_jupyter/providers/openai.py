@@ -7,16 +7,14 @@ the image may come back as `b64_json`, an http(s) URL or a `data:` URL (docs/fac
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from .. import sizes
 from ..errors import AttemptError, BadResponse, Blocked, ConfigError, from_status
 from ..pricing import Tokens
 from ..types import Request
-from .base import (SIM_HEADER, ParsedImage, from_gateway, gateway_cost, header_retry_after,
-                   image_ref, int_or_none, load_json, one_line)
+from .base import (SIM_HEADER, ParsedImage, bearer_post, from_gateway, gateway_cost,
+                   header_retry_after, image_ref, int_or_none, load_json, one_line)
 
 NAME = "openai"
 KEY_HINT = "set OPENAI_API_KEY (or NBP_API_KEY) to your gateway's key"
@@ -31,10 +29,7 @@ def build(request: Request, resolution: str, model: str, base_url: str, api_key:
                           hint="use provider='gemini' or 'chat' for --image")
     width, height = sizes.pixels(resolution, request.aspect)
     body = {"model": model, "prompt": request.prompt, "size": f"{width}x{height}"}
-    return httpx.Request("POST", f"{base_url}/v1/images/generations",
-                         headers={"authorization": f"Bearer {api_key}",
-                                  "content-type": "application/json"},
-                         content=json.dumps(body).encode())
+    return bearer_post(f"{base_url}/v1/images/generations", api_key, body)
 
 
 def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
