@@ -128,7 +128,8 @@ _OPTION_DOCS = """
         size: "1K", "2K" or "4K" (default "1K").
         aspect: "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9" or "21:9".
         model: the model name (default NBP_MODEL, else the provider's Nano Banana Pro).
-        provider: "gemini", "openai" or "sim" (default: by which key is set; "sim" with none).
+        provider: "gemini", "openai", "chat", "openrouter" or "sim" (default: by which key
+            is set; "sim" with none).
         base_url: the endpoint, e.g. your gateway (default NBP_BASE_URL, else the public one).
         api_key: a key for this call (default: from the environment; never stored or shown).
         images: reference image paths (Gemini wire only; at most 14).

@@ -45,6 +45,7 @@ class Delivered:
     detail: str
     path: Path | None = None  # the checked spill file, for the store to rename into place
     kept: Path | None = None  # where the store put it
+    tokens: object = None  # pricing.Tokens the answer reported, for the ledger
 
 
 def settle(stream: AnswerStream, wire, status: int, headers, request: Request, asked: str,
@@ -97,10 +98,10 @@ def check(parsed, request: Request, asked: str, model: str) -> Delivered:
         notes.append(f"expected {sizes.pixels(asked, request.aspect)} for {request.aspect}")
     if parsed.skipped_thoughts:
         notes.append(f"skipped {parsed.skipped_thoughts} draft image(s)")
-    cost = pricing.cost(model, resolution, parsed.output_tokens, parsed.input_tokens)
+    cost = pricing.cost(model, resolution, parsed.tokens, parsed.gateway_cost)
     return Delivered(parsed.data, width, height, "jpg" if fmt == "jpeg" else fmt, resolution,
                      cost, parsed.simulated, silent, "; ".join(notes),
-                     parsed.blob.path if parsed.blob is not None else None)
+                     parsed.blob.path if parsed.blob is not None else None, tokens=parsed.tokens)
 
 
 def check_pixels(width: int, height: int, asked: str, tokens: int | None) -> None:

@@ -7,19 +7,28 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, InsecureTransport
 
-PROVIDERS = ("gemini", "openai", "sim")
+PROVIDERS = ("gemini", "openai", "chat", "openrouter", "sim")
+# The wire each provider speaks: the simulator speaks Gemini's, OpenRouter chat completions.
+WIRES = {"sim": "gemini", "openrouter": "chat"}
+OPENROUTER_URL = "https://openrouter.ai/api"  # + /v1/chat/completions (docs/facts.md)
 DEFAULT_BASE_URLS = {"gemini": "https://generativelanguage.googleapis.com",
-                     "openai": "https://api.openai.com"}
+                     "openai": "https://api.openai.com", "chat": OPENROUTER_URL,
+                     "openrouter": OPENROUTER_URL}
 DEFAULT_MODELS = {"gemini": "gemini-3-pro-image-preview", "openai": "nano-banana-pro",
+                  "chat": "google/gemini-3-pro-image-preview",
+                  "openrouter": "google/gemini-3-pro-image-preview",
                   "sim": "gemini-3-pro-image-preview"}
 KEY_VARS = {"gemini": ("NBP_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
-            "openai": ("NBP_API_KEY", "OPENAI_API_KEY")}
+            "openai": ("NBP_API_KEY", "OPENAI_API_KEY"),
+            "chat": ("NBP_API_KEY", "OPENROUTER_API_KEY"),
+            "openrouter": ("NBP_API_KEY", "OPENROUTER_API_KEY")}
 SIM_TIME_SCALE = 0.05  # the no-key simulator plays a typical 4K call (~120 s) in ~6 s
 SIM_KEY = "simulator-key"  # the simulator wants some key, like the real services
 DEFAULT_CONCURRENCY = 8
@@ -54,12 +63,14 @@ class Settings:
 
     @property
     def wire(self) -> str:
-        """The wire format spoken: the simulator speaks Gemini's."""
-        return "gemini" if self.provider == "sim" else self.provider
+        """The wire format spoken (providers.for_wire)."""
+        return WIRES.get(self.provider, self.provider)
 
     def describe(self) -> dict[str, object]:
         """What `%nbp_config` shows: everything but the key, which is only said to exist."""
+        proxy = proxy_for(self.base_url) if self.base_url else None
         return {"provider": self.provider, "base_url": self.base_url or "(built-in simulator)",
+                "proxy": mask_url(proxy) if proxy else "none",
                 "model": self.model, "api_key": "set" if self.api_key else "not set",
                 "home": str(self.home), "time_scale": self.time_scale,
                 "allow_insecure_http": self.allow_insecure_http,
@@ -88,6 +99,8 @@ def default_provider() -> str:
         return "gemini"
     if _env("OPENAI_API_KEY"):
         return "openai"
+    if _env("OPENROUTER_API_KEY"):
+        return "openrouter"
     if _env("NBP_API_KEY"):
         return "gemini"
     return "sim"
@@ -139,7 +152,8 @@ def resolve(*, provider: str | None = None, base_url: str | None = None,
 
 # A fallback endpoint takes its key only from its own provider's variables: NBP_API_KEY
 # belongs to the main provider, and sending it to another company's server would leak it.
-ALTERNATE_KEY_VARS = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",)}
+ALTERNATE_KEY_VARS = {"gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "openai": ("OPENAI_API_KEY",),
+                      "chat": ("OPENROUTER_API_KEY",), "openrouter": ("OPENROUTER_API_KEY",)}
 
 
 def resolve_alternate(provider: str, primary: Settings) -> Settings:
@@ -148,6 +162,13 @@ def resolve_alternate(provider: str, primary: Settings) -> Settings:
     if provider not in PROVIDERS:
         raise ConfigError(f"unknown provider {provider!r} in the fallback list",
                           hint=f"write e.g. openai:2K; providers are {', '.join(PROVIDERS)}")
+    if provider == "openrouter":  # its own public endpoint, whatever NBP_CHAT_BASE_URL says
+        key = _env("OPENROUTER_API_KEY")
+        if not key:
+            raise ConfigError("no API key for fallback provider 'openrouter'",
+                              hint="set OPENROUTER_API_KEY")
+        return replace(primary, provider=provider, base_url=OPENROUTER_URL,
+                       model=DEFAULT_MODELS[provider], api_key=key, alternates=())
     key, url = SIM_KEY, _env(f"NBP_{provider.upper()}_BASE_URL")
     if provider != "sim":
         names = ALTERNATE_KEY_VARS[provider]
@@ -199,3 +220,27 @@ def check_transport(url: str, allow_insecure_http: bool) -> None:
             and not allow_insecure_http:
         raise InsecureTransport(
             f"refusing to send the API key over plain http to {parts.hostname}")
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy httpx would use for `url` from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, unless
+    NO_PROXY exempts its host; None for a direct connection."""
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if proxies.get("no") and urllib.request.proxy_bypass_environment(host, proxies):
+        return None
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:  # 'host:3128', as curl accepts it
+        proxy = f"http://{proxy}"
+    return proxy or None
+
+
+def mask_url(url: str) -> str:
+    """The URL with any user:password replaced by '***', for showing it."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 
-from . import checks
+from . import __version__, checks
 from . import policy as pol
 from . import pricing, providers, sizes
 from .answer_stream import AnswerStream
 from .checks import Delivered
-from .config import Settings
+from .config import Settings, proxy_for
 from .errors import AttemptError, AttemptTimeout, BadResponse, Cancelled, ConnectionFailed
 from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
 from .store import Store
@@ -42,6 +42,7 @@ _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")
 # Decoded image bytes are written to their file in batches this large, one batch in flight
 # per answer while the next arrives: 20 answers hold at most ~80 MB between them.
 WRITE_BATCH = 2 << 20  # a 1K answer's image (~1 MB) is written once, with its check
+USER_AGENT = f"nbp-jupyter/{__version__}"
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
@@ -99,14 +100,21 @@ class Engine:
         self._seen: dict[tuple[str, str], collections.deque[pol.Seen]] = {}
 
     def client(self, base_url: str, limit: int) -> httpx.AsyncClient:
-        """One pooled HTTP/1.1 client per endpoint (FACTS.md: HTTP/1.1 for long calls)."""
+        """One pooled HTTP/1.1 client per endpoint (docs/facts.md: HTTP/1.1 for long calls).
+
+        The environment is honoured as httpx and the official SDKs honour it: HTTPS_PROXY /
+        HTTP_PROXY / ALL_PROXY / NO_PROXY pick the proxy, SSL_CERT_FILE / SSL_CERT_DIR the CAs.
+        httpx skips environment proxies when given a transport, so the proxy is resolved here.
+        """
         key = (base_url, limit)
         if key not in self._clients:
             transport = httpx.AsyncHTTPTransport(
-                http1=True, http2=False, socket_options=KEEPALIVE, retries=0,
+                http1=True, http2=False, socket_options=KEEPALIVE, retries=0, trust_env=True,
+                proxy=proxy_for(base_url),
                 limits=httpx.Limits(max_connections=limit * 2, max_keepalive_connections=limit))
-            self._clients[key] = httpx.AsyncClient(transport=transport, trust_env=False,
-                                                   follow_redirects=False)
+            self._clients[key] = httpx.AsyncClient(
+                transport=transport, trust_env=True, follow_redirects=False,
+                headers={"user-agent": USER_AGENT})
         return self._clients[key]
 
     async def _learned(self, store: Store, policy: pol.RetryPolicy, model: str,
@@ -275,7 +283,7 @@ class Engine:
             attempt = Attempt(**common, outcome="ok", http_status=200,
                               elapsed_s=(time.monotonic() - began) / scale, billed="yes",
                               cost_usd=got.cost, detail=got.detail, width=got.width,
-                              height=got.height)
+                              height=got.height, **_token_columns(got.tokens))
             got.kept = _keep(store, plan.job_id, plan.request.prompt, got, attempt)
             return got, attempt
 
@@ -284,12 +292,13 @@ class Engine:
                                                model, decision.timeout_s, keep)
         except AttemptError as exc:
             took = (time.monotonic() - began) / scale
-            cost = pricing.cost(model, rung.resolution, exc.tokens) if exc.billed == "yes" else 0.0
+            cost = pricing.cost(model, rung.resolution, exc.tokens, exc.gateway_cost,
+                                image=False) if exc.billed == "yes" else 0.0
             if exc.billed == "unknown":
                 run.unknown_cost += estimate
             attempt = Attempt(**common, outcome=exc.outcome, http_status=exc.http_status,
                               elapsed_s=took, billed=exc.billed, cost_usd=cost,
-                              detail=exc.one_line())
+                              detail=exc.one_line(), **_token_columns(exc.tokens))
             run.attempts.append(attempt)
             run.history.append(pol.Past(decision.rung, exc.outcome, started, took,
                                         decision.timeout_s, exc.retry_after_s))
@@ -326,7 +335,8 @@ class Engine:
         scale = settings.time_scale
         wire = providers.for_wire(settings.wire)
         http_request = wire.build(plan.request, resolution, model, base_url,
-                                  settings.api_key or "")
+                                  settings.api_key or "", timeout_s=timeout_s)
+        http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults
         budget = timeout_s * scale
         http_request.extensions["timeout"] = httpx.Timeout(
             budget, connect=min(CONNECT_S * scale, budget), write=WRITE_S * scale,
@@ -360,6 +370,10 @@ class Engine:
             parsed = type(parsed)(**{**parsed.__dict__, "data": data, "url": None})
         return await _finish_anyway(asyncio.to_thread(
             lambda: keep(checks.check(parsed, plan.request, resolution, model))))
+
+
+def _token_columns(tokens: object) -> dict[str, int | None]:
+    return pricing.as_tokens(tokens).as_row() if tokens is not None else {}
 
 
 def _learned(store: Store, policy: pol.RetryPolicy,

@@ -58,11 +58,12 @@ class AttemptError(NbpError):
 
     def __init__(self, message: str, *, http_status: int | None = None,
                  retry_after_s: float | None = None, billed: Billed | None = None,
-                 hint: str | None = None, tokens: int | None = None):
+                 hint: str | None = None, tokens=None, gateway_cost: float | None = None):
         super().__init__(message, hint=hint)
         self.http_status = http_status
         self.retry_after_s = retry_after_s
-        self.tokens = tokens
+        self.tokens = tokens  # pricing.Tokens of a billed answer without an image
+        self.gateway_cost = gateway_cost  # USD the gateway says it charged, if it said
         if billed is not None:
             self.billed = billed
 

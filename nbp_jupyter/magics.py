@@ -293,7 +293,8 @@ def history_html(records) -> str:
     summary = (f"<p class='{render.NO_MATH}'>{_count(totals['images'], 'image')} from "
                f"{_count(totals['jobs'], 'job')} · {_count(totals['attempts'], 'attempt')}"
                f" · billed ${totals['cost_usd']:.3f} · unknown "
-               f"${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}</p>")
+               f"${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}"
+               f"{_tokens(totals['tokens'])}</p>")
     return summary + render.table_html(
         ["job", "time", "prompt", "requested → delivered", "attempts", "elapsed", "cost",
          "status", "image"], rows, raw_columns={8})
@@ -317,6 +318,12 @@ def _fallback_endpoints(fallback: bool | str, settings) -> list[list[str]]:
         except ConfigError as exc:
             rows.append([f"fallback {name}", exc.one_line()])
     return rows
+
+
+def _tokens(tokens: dict) -> str:
+    """' · tokens: output_image 2,240, thought 300, ...' for the kinds that were reported."""
+    said = ", ".join(f"{kind} {count:,}" for kind, count in tokens.items() if count)
+    return f" · tokens: {said}" if said else ""
 
 
 def _count(n: int, noun: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .store import Store
+from .store import TOKEN_COLUMNS, Store
 
 
 class History(list):
@@ -29,7 +29,8 @@ class History(list):
         return frame
 
     def totals(self) -> dict:
-        """Images, attempts, billed and unknown cost, and success rate per requested size."""
+        """Images, attempts, billed and unknown cost, success rate per requested size, and
+        the tokens the answers reported, by kind (input_text, output_image, thought, ...)."""
         tried: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         attempts = 0
         for record in self:
@@ -45,6 +46,9 @@ class History(list):
             "cost_usd": round(sum(r["cost_usd"] or 0 for r in self), 6),
             "cost_unknown_usd": round(sum(r["cost_unknown_usd"] or 0 for r in self), 6),
             "success_rate": {res: ok / n for res, (ok, n) in sorted(tried.items()) if n},
+            "tokens": {column.removesuffix("_tokens"): sum(
+                a.get(column) or 0 for r in self for a in r["attempts"])
+                for column in TOKEN_COLUMNS},
         }
 
 

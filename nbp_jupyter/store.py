@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     job_id TEXT, number INTEGER, started REAL, resolution TEXT, model TEXT, provider TEXT,
     outcome TEXT, http_status INTEGER, waited_s REAL, elapsed_s REAL, billed TEXT,
     cost_usd REAL, detail TEXT, width INTEGER, height INTEGER, estimate_usd REAL,
+    input_text_tokens INTEGER, input_image_tokens INTEGER, output_image_tokens INTEGER,
+    output_text_tokens INTEGER, thought_tokens INTEGER,
     PRIMARY KEY (job_id, number)
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
@@ -92,10 +94,18 @@ class AttemptRow(TypedDict):
     width: int | None
     height: int | None
     estimate_usd: float
+    input_text_tokens: int | None
+    input_image_tokens: int | None
+    output_image_tokens: int | None
+    output_text_tokens: int | None
+    thought_tokens: int | None
 
 
 LEDGER_NAME = "ledger.sqlite"
 SESSIONS_DIR = "sessions"  # one lock file per live session: the OS releases it at death
+# Columns added after the first release: a ledger from before gets them on open.
+TOKEN_COLUMNS = ("input_text_tokens", "input_image_tokens", "output_image_tokens",
+                 "output_text_tokens", "thought_tokens")
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -131,6 +141,10 @@ class Store:
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
             if "host" not in columns:  # a ledger written before sessions recorded their host
                 self._db.execute("ALTER TABLE jobs ADD COLUMN host TEXT")
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
+            for column in TOKEN_COLUMNS:
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE attempts ADD COLUMN {column} INTEGER")
         self.recover()
 
     def close(self) -> None:
@@ -185,7 +199,10 @@ class Store:
             db.execute(
                 "UPDATE attempts SET outcome=:outcome, http_status=:http_status,"
                 " elapsed_s=:elapsed_s, billed=:billed, cost_usd=:cost_usd,"
-                " detail=:detail, width=:width, height=:height"
+                " detail=:detail, width=:width, height=:height,"
+                " input_text_tokens=:input_text_tokens, input_image_tokens=:input_image_tokens,"
+                " output_image_tokens=:output_image_tokens,"
+                " output_text_tokens=:output_text_tokens, thought_tokens=:thought_tokens"
                 " WHERE job_id=:job_id AND number=:number", {**row, "job_id": job_id})
             db.execute("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
             if image_path is not None:

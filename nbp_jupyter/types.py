@@ -49,6 +49,13 @@ class Attempt:
     detail: str
     width: int | None = None
     height: int | None = None
+    # What the answer said it used, split as billed (docs/facts.md "Per-modality cost");
+    # None where the service did not say.
+    input_text_tokens: int | None = None
+    input_image_tokens: int | None = None
+    output_image_tokens: int | None = None
+    output_text_tokens: int | None = None
+    thought_tokens: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

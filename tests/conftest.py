@@ -50,3 +50,23 @@ def _collect_garbage_per_test():
     yield
     import gc
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def litellm_gateway(tmp_path_factory):
+    """A LiteLLM proxy (docs-style config, no drop_params) in front of a session simulator."""
+    from tests import gateway
+
+    server = sim.start(profile="ideal", time_scale=0.02, seed=11)
+    try:
+        proxy, stop = gateway.start(server, tmp_path_factory.mktemp("litellm"))
+    except BaseException:
+        server.stop()
+        raise
+    try:
+        yield proxy
+    finally:
+        # The simulator first: a call still hanging behind the gateway ends, and the proxy
+        # then shuts down at once instead of waiting for it.
+        server.stop()
+        stop()

@@ -132,7 +132,8 @@ def test_silent_downgrade_delivers_2k_pixels_and_tokens(make_sim):
     response = post_gemini(server, size="4K")
     [(_, image)] = images_in(response)
     assert image.size == (2048, 2048)
-    assert response.json()["usageMetadata"]["candidatesTokenCount"] == 1120
+    details = response.json()["usageMetadata"]["candidatesTokensDetails"]
+    assert {d["modality"]: d["tokenCount"] for d in details}["IMAGE"] == 1120
 
 
 def test_thought_draft_comes_before_the_real_image(make_sim):

@@ -1,11 +1,36 @@
-"""Wire formats: pure functions from a Request to an httpx.Request and from bytes to an image."""
+"""Wire formats: pure functions from a Request to an httpx.Request and from bytes to an image.
+
+Each wire is a module that satisfies `Wire`; `for_wire` is the one place that picks it.
+"""
 
 from __future__ import annotations
 
-from types import ModuleType
+from collections.abc import Mapping
+from typing import Protocol
 
-from . import gemini, openai
+import httpx
+
+from ..answer_stream import Blob
+from ..types import Request
+from . import chat, gemini, openai
+from .base import ParsedImage
 
 
-def for_wire(name: str) -> ModuleType:
-    return {"gemini": gemini, "openai": openai}[name]
+class Wire(Protocol):
+    """What the engine needs from a wire format; parse() raises typed AttemptErrors."""
+
+    NAME: str
+    KEY_HINT: str
+
+    def build(self, request: Request, resolution: str, model: str, base_url: str,
+              api_key: str, *, timeout_s: float | None = None) -> httpx.Request: ...
+
+    def parse(self, status: int, headers: httpx.Headers, body: bytes,
+              blobs: Mapping[str, Blob] | None = None) -> ParsedImage: ...
+
+
+WIRES: dict[str, Wire] = {"gemini": gemini, "openai": openai, "chat": chat}
+
+
+def for_wire(name: str) -> Wire:
+    return WIRES[name]

@@ -1,17 +1,31 @@
-"""What a provider turns a response into, and helpers both wire formats share."""
+"""What a provider turns a response into, and helpers the wire formats share."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import httpx
+
 from ..answer_stream import Blob
-from ..errors import BadResponse, ServerError
+from ..errors import AttemptError, BadResponse, Overloaded, ServerError
+from ..pricing import Tokens
 
 SIM_HEADER = "x-nbp-simulated"
+# LiteLLM's proxy says what it charged and how often it retried upstream (docs/facts.md
+# "Gateways as they are").
+GATEWAY_COST_HEADER = "x-litellm-response-cost"
+GATEWAY_RETRIES_HEADER = "x-litellm-attempted-retries"
+# A delay a gateway left in the message when it dropped Retry-After: Google's
+# `"retryDelay": "20s"` copied into the text, or OpenAI's "Please try again in 20s".
+_DELAY_IN_TEXT = re.compile(
+    r"(?:retryDelay\W{0,6}|(?:retry|try again) (?:in|after) )(\d+(?:\.\d+)?) ?s", re.IGNORECASE)
+# The upstream's own status inside a gateway's 500: `{"error": {"code": 503, ...`
+_UPSTREAM_CODE = re.compile(r"""["']code["']\s*:\s*["']?(\d{3})""")
 
 
 @dataclass(frozen=True)
@@ -20,13 +34,18 @@ class ParsedImage:
 
     data: bytes = field(repr=False)
     mime: str = "image/png"
-    output_tokens: int | None = None
-    input_tokens: int | None = None
+    tokens: Tokens | None = None
     text: str = ""
     simulated: bool = False
     url: str | None = None  # gateways that answer with a link instead of bytes
     skipped_thoughts: int = 0
     blob: Blob | None = None  # the image already decoded into a file by the answer stream
+    gateway_cost: float | None = None  # what the gateway says it charged, in USD
+
+    @property
+    def output_tokens(self) -> int | None:
+        """Image-output tokens: 1120 for 1K/2K, 2000 for a real 4K (docs/facts.md)."""
+        return self.tokens.output_image if self.tokens else None
 
 
 def load_json(status: int, headers, body: bytes) -> dict:
@@ -99,3 +118,63 @@ def header_retry_after(headers) -> float | None:
 def one_line(text: object, limit: int = 200) -> str:
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def bearer_post(url: str, api_key: str, body: dict) -> httpx.Request:
+    """A JSON POST with the key as a bearer token, as OpenAI-style gateways take it."""
+    return httpx.Request("POST", url, headers={"authorization": f"Bearer {api_key}",
+                                               "content-type": "application/json"},
+                         content=json.dumps(body).encode())
+
+
+def int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def gateway_cost(headers) -> float | None:
+    """USD the gateway says this call cost, from its response header, if it sent one."""
+    try:
+        value = float(headers.get(GATEWAY_COST_HEADER) or "nan")
+    except ValueError:
+        return None
+    return value if value >= 0 else None  # NaN compares false: absent
+
+
+def image_ref(value: object, where: str, blobs: Mapping[str, Blob] | None = None) -> dict:
+    """ParsedImage's fields for an image given as base64, a `data:` URL (with its type) or
+    an http(s) URL to fetch."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return {"data": b"", "url": value}
+    fields = image_payload(value, where, blobs)
+    if isinstance(value, str) and value.startswith("data:"):
+        fields["mime"] = value[5:].split(";", 1)[0] or "image/png"
+    return fields
+
+
+def retry_delay_in_text(message: str) -> float | None:
+    match = _DELAY_IN_TEXT.search(message)
+    return float(match.group(1)) if match else None
+
+
+def from_gateway(error: AttemptError, headers, message: str) -> AttemptError:
+    """Read what a gateway left in its error: the delay it dropped from Retry-After, the
+    upstream's 503 wrapped in its 500, and whether it already retried upstream."""
+    if error.retry_after_s is None:
+        error.retry_after_s = retry_delay_in_text(message)
+    codes = _UPSTREAM_CODE.findall(message) if isinstance(error, ServerError) else []
+    if codes and codes[-1] == "503":  # the model behind the gateway is overloaded
+        error = Overloaded(str(error), http_status=error.http_status,
+                           retry_after_s=error.retry_after_s,
+                           hint="the model behind the gateway is overloaded")
+    try:
+        retried = int(headers.get(GATEWAY_RETRIES_HEADER) or 0)
+    except ValueError:
+        retried = 0
+    if (error.http_status or 0) < 500:
+        return error
+    if retried > 0:
+        times = "once" if retried == 1 else f"{retried} times"
+        error.hint = f"the gateway already retried {times} before answering; we retry too"
+    elif "LiteLLM" in message:  # its images route does not say how often it retried
+        error.hint = "the gateway (LiteLLM) may already have retried upstream; we retry too"
+    return error

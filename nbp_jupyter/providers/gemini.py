@@ -1,17 +1,19 @@
-"""Gemini `generateContent` for image models (FACTS.md "Gemini wire format")."""
+"""Gemini `generateContent` for image models (docs/facts.md "Gemini wire format")."""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 
 import httpx
 
 from ..errors import AttemptError, AuthError, BadResponse, Blocked, from_status
 from ..types import Request
-from .base import (SIM_HEADER, ParsedImage, header_retry_after, image_payload, load_json,
-                   one_line)
+from ..pricing import Tokens
+from .base import (SIM_HEADER, ParsedImage, from_gateway, gateway_cost, header_retry_after,
+                   image_payload, int_or_none, load_json, one_line)
 
 NAME = "gemini"
 SAFETY_REASONS = frozenset({"SAFETY", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT",
@@ -21,7 +23,8 @@ KEY_HINT = "set GEMINI_API_KEY (or GOOGLE_API_KEY / NBP_API_KEY) to a valid key"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
-def build(request: Request, resolution: str, model: str, base_url: str, api_key: str) -> httpx.Request:
+def build(request: Request, resolution: str, model: str, base_url: str, api_key: str, *,
+          timeout_s: float | None = None) -> httpx.Request:
     parts: list[dict] = [{"text": request.prompt}]
     for image in request.images:
         parts.append({"inlineData": {"mimeType": image.mime,
@@ -30,10 +33,36 @@ def build(request: Request, resolution: str, model: str, base_url: str, api_key:
             "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
                                  "imageConfig": {"aspectRatio": request.aspect,
                                                  "imageSize": resolution}}}
-    return httpx.Request(
-        "POST", f"{base_url}/v1beta/models/{model}:generateContent",
-        headers={"x-goog-api-key": api_key, "content-type": "application/json"},
-        content=json.dumps(body).encode())
+    headers = {"x-goog-api-key": api_key, "content-type": "application/json"}
+    if timeout_s:  # the server's deadline matches ours, as the official SDKs do (docs/facts.md)
+        headers["x-server-timeout"] = str(math.ceil(timeout_s))
+    return httpx.Request("POST", f"{base_url}/v1beta/models/{model}:generateContent",
+                         headers=headers, content=json.dumps(body).encode())
+
+
+def usage_tokens(usage: object) -> Tokens | None:
+    """usageMetadata split by modality; without details all candidate tokens are image."""
+    if not isinstance(usage, dict):
+        return None
+
+    def by_modality(key: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for row in usage.get(key) or []:
+            if isinstance(row, dict) and int_or_none(row.get("tokenCount")) is not None:
+                modality = str(row.get("modality", "")).upper()
+                found[modality] = found.get(modality, 0) + row["tokenCount"]
+        return found
+
+    prompt, out = by_modality("promptTokensDetails"), by_modality("candidatesTokensDetails")
+    prompt_total = int_or_none(usage.get("promptTokenCount"))
+    out_total = int_or_none(usage.get("candidatesTokenCount"))
+    image_in = prompt.get("IMAGE")
+    text_in = prompt.get("TEXT") if prompt else (
+        None if prompt_total is None else prompt_total - (image_in or 0))
+    image_out = out.get("IMAGE") if out else out_total
+    return Tokens(input_text=text_in, input_image=image_in, output_image=image_out,
+                  output_text=out.get("TEXT") if out else None,
+                  thoughts=int_or_none(usage.get("thoughtsTokenCount")))
 
 
 def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
@@ -41,9 +70,9 @@ def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
     if status != 200:
         raise _error(status, headers, body)
     data = load_json(status, headers, body)
-    usage = data.get("usageMetadata") or {}
-    out_tokens = usage.get("candidatesTokenCount") if isinstance(usage, dict) else None
-    in_tokens = usage.get("promptTokenCount") if isinstance(usage, dict) else None
+    tokens = usage_tokens(data.get("usageMetadata"))
+    out_tokens = tokens.output_image if tokens else None
+    charged = gateway_cost(headers)
     feedback = data.get("promptFeedback") or {}
     if isinstance(feedback, dict) and feedback.get("blockReason"):
         raise Blocked(f"prompt blocked ({feedback['blockReason']})", http_status=200)
@@ -69,24 +98,24 @@ def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
     if len(images) > 1:  # one was asked: which one would be a guess
         raise BadResponse(f"the answer holds {len(images)} images where one was asked",
                           http_status=200, billed="yes" if out_tokens else "unknown",
-                          tokens=out_tokens if isinstance(out_tokens, int) else None)
+                          tokens=tokens, gateway_cost=charged)
     if not images:
         said = f": {one_line(' '.join(texts), 120)}" if texts else ""
-        billed = "yes" if out_tokens else "no"
+        # Thinking is billed even when no image came (docs/facts.md "Per-modality cost").
+        paid = tokens is not None and bool(out_tokens or tokens.output_text or tokens.thoughts)
+        billed = "yes" if paid else "no"
         if reason in SAFETY_REASONS:
             raise Blocked(f"no image: finishReason {reason}{said}", http_status=200,
-                          billed=billed, tokens=out_tokens)
+                          billed=billed, tokens=tokens, gateway_cost=charged)
         raise BadResponse(f"HTTP 200 without an image (finishReason {reason or 'missing'}){said}",
-                          http_status=200, billed=billed, tokens=out_tokens,
+                          http_status=200, billed=billed, tokens=tokens, gateway_cost=charged,
                           hint="the model answered without an image; another try may work")
     image = images[0]
     return ParsedImage(
         **image_payload(image.get("data"), "inlineData", blobs),
-        mime=str(image.get("mimeType") or ""),
-        output_tokens=out_tokens if isinstance(out_tokens, int) else None,
-        input_tokens=in_tokens if isinstance(in_tokens, int) else None,
-        text=one_line(" ".join(texts)), simulated=headers.get(SIM_HEADER) == "true",
-        skipped_thoughts=thoughts)
+        mime=str(image.get("mimeType") or ""), tokens=tokens, text=one_line(" ".join(texts)),
+        simulated=headers.get(SIM_HEADER) == "true", skipped_thoughts=thoughts,
+        gateway_cost=charged)
 
 
 def _error(status: int, headers, body: bytes):
@@ -96,7 +125,8 @@ def _error(status: int, headers, body: bytes):
         return from_status(status, str(exc).split(": ", 1)[-1],
                            retry_after_s=header_retry_after(headers))
     error = data.get("error") if isinstance(data.get("error"), dict) else {}
-    message = one_line(error.get("message") or f"{error.get('status', 'error')}")
+    raw = str(error.get("message") or f"{error.get('status', 'error')}")
+    message = one_line(raw)
     retry = header_retry_after(headers)
     for detail in error.get("details") or []:
         if not isinstance(detail, dict):
@@ -108,4 +138,6 @@ def _error(status: int, headers, body: bytes):
                 retry = float(match.group(1))
         if kind.endswith("ErrorInfo") and detail.get("reason") == "API_KEY_INVALID":
             return AuthError(f"HTTP {status}: {message}", http_status=status, hint=KEY_HINT)
-    return from_status(status, message, retry_after_s=retry, key_hint=KEY_HINT)
+    # A gateway's native route (LiteLLM's) answers errors in its own words: read them too.
+    return from_gateway(from_status(status, message, retry_after_s=retry, key_hint=KEY_HINT),
+                        headers, raw)

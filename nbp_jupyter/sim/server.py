@@ -14,14 +14,17 @@ import random
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
-from .. import sizes
+import h11
+
+from .. import facts, sizes
 from . import images, model, wire
 
 MAX_REQUEST_BYTES = 20 * 1024 * 1024  # [docs] 20 MB request cap
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 DRIP_INTERVAL_S = 5.0  # a byte every 5 simulated seconds: no read timeout ever fires
 DRIP_TOTAL_S = 1800.0  # then the real body, after half an hour of simulated time
 SIM_HEADER = ("x-nbp-simulated", "true")
@@ -67,13 +70,14 @@ class SimApp:
     # ----- connection handling -------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        peer = _Peer(reader, writer)
         try:
             while True:
-                request = await self._read_request(reader, writer)
+                request = await self._read_request(peer)
                 if request is None:
                     break
-                keep = await self._respond(request, reader, writer)
-                if not keep or request.headers.get("connection", "").lower() == "close":
+                keep = await self._respond(request, peer)
+                if not keep or not peer.next_cycle():
                     break
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -83,83 +87,84 @@ class SimApp:
             self._writers.discard(writer)
             writer.close()
 
-    async def _read_request(self, reader, writer) -> _Request | None:
-        line = await reader.readline()
-        if not line.strip():
+    async def _read_request(self, peer: _Peer) -> _Request | None:
+        """The next request, parsed by h11; None when the client is gone or sent garbage
+        (then it got a 400 first)."""
+        head: h11.Request | None = None
+        body = bytearray()
+        try:
+            while True:
+                event = peer.conn.next_event()
+                if event is h11.NEED_DATA:
+                    peer.conn.receive_data(await peer.reader.read(2**16))
+                elif isinstance(event, h11.Request):
+                    head = event
+                    length = int(dict(event.headers).get(b"content-length", b"0") or 0)
+                    if length > MAX_REQUEST_BYTES:
+                        await self._refuse_too_large(peer)
+                        return None
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > MAX_REQUEST_BYTES:  # chunked past the cap
+                        await self._refuse_too_large(peer)
+                        return None
+                elif isinstance(event, h11.EndOfMessage) and head is not None:
+                    headers = {k.decode("latin-1"): v.decode("latin-1")
+                               for k, v in head.headers}
+                    return _Request(head.method.decode("ascii"), head.target.decode("latin-1"),
+                                    headers, bytes(body))
+                else:  # ConnectionClosed, PAUSED
+                    return None
+        except h11.RemoteProtocolError as exc:
+            # A malformed request: answer 400 as a front end would, then hang up.
+            data = json.dumps(wire.gemini_error(400, "INVALID_ARGUMENT",
+                                                f"Malformed HTTP request: {exc}")).encode()
+            peer.writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: " + str(len(data)).encode()
+                              + b"\r\nConnection: close\r\n\r\n" + data)
+            await peer.writer.drain()
             return None
-        method, target, _version = line.decode("latin-1").split(" ", 2)
-        headers: dict[str, str] = {}
-        while True:
-            raw = await reader.readline()
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = raw.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            body = await self._read_chunked(reader)
-        else:
-            length = int(headers.get("content-length") or 0)
-            if length > MAX_REQUEST_BYTES:
-                await self._send(writer, 400, wire.gemini_error(
-                    400, "INVALID_ARGUMENT",
-                    f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes."),
-                    close=True)
-                return None
-            body = await reader.readexactly(length) if length else b""
-        return _Request(method, target, headers, body)
 
-    @staticmethod
-    async def _read_chunked(reader) -> bytes:
-        chunks = []
-        while True:
-            size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                await reader.readline()
-                return b"".join(chunks)
-            chunks.append(await reader.readexactly(size))
-            await reader.readline()
+    async def _refuse_too_large(self, peer: _Peer) -> None:
+        await self._send(peer, 400, wire.gemini_error(
+            400, "INVALID_ARGUMENT",
+            f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes."), close=True)
 
-    async def _send(self, writer, status: int, body: bytes | dict, *, headers: dict | None = None,
+    async def _send(self, peer: _Peer, status: int, body: bytes | dict, *,
+                    headers: dict | None = None,
                     content_type: str = "application/json; charset=UTF-8",
                     close: bool = False) -> None:
-        writer.write(self._head(status, body if isinstance(body, bytes)
-                                else json.dumps(body).encode(), headers, content_type, close))
-        await writer.drain()
-
-    @staticmethod
-    def _head(status: int, data: bytes, headers: dict | None, content_type: str,
-              close: bool = False, length: int | None = None) -> bytes:
-        lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-                 f"Content-Type: {content_type}",
-                 f"Content-Length: {len(data) if length is None else length}",
-                 "Server: nbp-sim", f"{SIM_HEADER[0]}: {SIM_HEADER[1]}"]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        if close:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head + data if length is None else head
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        peer.start(status, len(data), headers, content_type, close)
+        peer.send(data, end=True)
+        await peer.writer.drain()
 
     # ----- routing -------------------------------------------------------------------
-    async def _respond(self, req: _Request, reader, writer) -> bool:
+    async def _respond(self, req: _Request, peer: _Peer) -> bool:
         path = req.path
         if req.method == "GET" and path.startswith("/files/"):
             data = self._files.get(path.rsplit("/", 1)[-1].removesuffix(".png"))
             if data is None:
-                await self._send(writer, 404, wire.openai_error("No such file.", "not_found"))
+                await self._send(peer, 404, wire.openai_error("No such file.", "not_found"))
             else:
-                await self._send(writer, 200, data, content_type="image/png")
+                await self._send(peer, 200, data, content_type="image/png")
             return True
         if req.method == "GET" and path in ("/", "/healthz"):
-            await self._send(writer, 200, {"simulator": "nbp_jupyter.sim",
+            await self._send(peer, 200, {"simulator": "nbp_jupyter.sim",
                                            "profile": self.profile.name})
             return True
         if req.method == "POST" and path.startswith(("/v1beta/models/", "/v1/models/")) \
-                and path.endswith(":generateContent"):
-            model_name = path.split("/models/", 1)[1].rsplit(":", 1)[0]
-            return await self._generate(req, writer, reader, "gemini", model_name)
+                and path.endswith((":generateContent", ":streamGenerateContent")):
+            model_name, method = path.split("/models/", 1)[1].rsplit(":", 1)
+            # streamGenerateContent: server-sent events with ?alt=sse, else a JSON array
+            stream = None if method == "generateContent" else (
+                "sse" if req.query.get("alt") == ["sse"] else "json")
+            return await self._generate(req, peer, "gemini", model_name, stream)
         if req.method == "POST" and path == "/v1/images/generations":
-            return await self._generate(req, writer, reader, "openai", "")
-        await self._send(writer, 404, {"error": {"code": 404, "message": f"{req.method} "
+            return await self._generate(req, peer, "openai", "")
+        if req.method == "POST" and path == "/v1/chat/completions":
+            return await self._generate(req, peer, "chat", "")
+        await self._send(peer, 404, {"error": {"code": 404, "message": f"{req.method} "
                                                  f"{path} is not served here", "status": "NOT_FOUND"}})
         return True
 
@@ -205,14 +210,17 @@ class SimApp:
         since = (time.monotonic() - self.started) / self.config.time_scale
         return model.draw(self.profile, sreq.resolution, rng, since), nth
 
-    async def _generate(self, req: _Request, writer, reader, provider: str, model_name: str) -> bool:
+    async def _generate(self, req: _Request, peer: _Peer, provider: str, model_name: str,
+                        stream: str | None = None) -> bool:
         entry = {"path": req.path, "provider": provider, "model": model_name, "size": None,
-                 "aspect": None, "outcome": None, "status": None, "time": time.time()}
+                 "aspect": None, "outcome": None, "status": None, "time": time.time(),
+                 "stream": stream, "user_agent": req.headers.get("user-agent"),
+                 "server_timeout": req.headers.get("x-server-timeout")}
         self.log.append(entry)
         denied = self._auth_error(req, provider)
         if denied:
             entry.update(outcome="auth", status=denied[0])
-            await self._send(writer, denied[0], denied[1])
+            await self._send(peer, denied[0], denied[1])
             return True
         try:
             body = json.loads(req.body or b"null")
@@ -220,7 +228,9 @@ class SimApp:
                 raise wire.WireError(400, wire.gemini_error(
                     400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
             sreq = (wire.parse_gemini(model_name, body) if provider == "gemini"
-                    else wire.parse_openai(body))
+                    else wire.parse_chat(body) if provider == "chat" else wire.parse_openai(body))
+            sreq = replace(sreq, server_timeout_s=_whole_seconds(
+                req.headers.get("x-server-timeout")))
         except json.JSONDecodeError:
             sreq = None
             error = wire.WireError(400, wire.gemini_error(400, "INVALID_ARGUMENT",
@@ -229,7 +239,7 @@ class SimApp:
             sreq, error = None, exc
         if sreq is None:
             entry.update(outcome="bad_request", status=error.status)
-            await self._send(writer, error.status, error.body)
+            await self._send(peer, error.status, error.body)
             return True
         outcome, nth = self._next_outcome(sreq)
         entry.update(model=sreq.model, size=sreq.resolution, aspect=sreq.aspect,
@@ -237,31 +247,48 @@ class SimApp:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await _Behaviour(self, sreq, outcome, nth, entry, reader, writer).play()
+            return await _Behaviour(self, sreq, outcome, nth, entry, peer, stream).play()
         finally:
             self.in_flight -= 1
+
+
+def _whole_seconds(value: str | None) -> float | None:
+    """X-Server-Timeout's whole seconds, or None when absent or not a positive number."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds and seconds > 0 else None
 
 
 class _Behaviour:
     """Plays one outcome on the wire: waits, then answers, fails, hangs or drips."""
 
     def __init__(self, app: SimApp, sreq: wire.SimRequest, outcome: model.Outcome,
-                 attempt: int, entry: dict, reader, writer):
+                 attempt: int, entry: dict, peer: _Peer, stream: str | None = None):
         self.app, self.sreq, self.outcome, self.entry = app, sreq, outcome, entry
-        self.reader, self.writer = reader, writer
+        self.peer = peer
+        self.reader, self.writer = peer.reader, peer.writer  # raw, for hangs and cut-offs
         self.scale = app.config.time_scale
         self.attempt = attempt
+        self.stream = stream
 
     async def play(self) -> bool:
         kind = self.outcome.kind
-        if kind == "hang":
+        if kind == "hang":  # a dead path (a proxy that swallowed the call): no deadline helps
             self.entry["status"] = None
             await self.reader.read()  # until the client gives up and closes
             return False
-        await asyncio.sleep(self.outcome.delay_s * self.scale)
+        # The server gives up at the caller's X-Server-Timeout, else at its published limit
+        # (docs/facts.md "Gemini wire"), and answers 504 DEADLINE_EXCEEDED.
+        deadline = min(self.sreq.server_timeout_s or facts.SERVER_LIMIT_S, facts.SERVER_LIMIT_S)
+        if self.outcome.delay_s > deadline and kind != "drip":
+            kind = "deadline"
+        await asyncio.sleep(min(self.outcome.delay_s, deadline) * self.scale)
         if kind in ("overloaded", "rate_limited", "server_error", "deadline"):
-            status, body, headers = wire.error_for(self.sreq.provider, kind,
-                                                   self.outcome.retry_after_s)
+            status, body, headers = wire.error_for(
+                "gemini" if self.sreq.provider == "gemini" else "openai", kind,
+                self.outcome.retry_after_s)
             return await self._answer(status, json.dumps(body).encode(), headers)
         if kind in ("html200", "html502"):
             status = 200 if kind == "html200" else 502
@@ -269,20 +296,23 @@ class _Behaviour:
                                       content_type="text/html")
         if kind in ("safety", "no_image", "prompt_blocked"):
             if self.sreq.provider == "gemini":
-                return await self._answer(200, json.dumps(
-                    wire.gemini_no_image(self.sreq, kind)).encode())
+                return await self._ok(wire.gemini_no_image(self.sreq, kind))
+            if self.sreq.provider == "chat":
+                return await self._ok(wire.chat_no_image(self.sreq, kind))
             status, body = wire.openai_refusal(kind)
             return await self._answer(status, json.dumps(body).encode())
-        data = json.dumps(self._image_body(kind)).encode()
+        answer = self._image_body(kind)
+        if kind not in ("truncated", "disconnect", "drip"):
+            return await self._ok(answer)
+        data = json.dumps(answer).encode()
         if kind == "truncated":
             return await self._answer(200, data[: len(data) // 2])
         if kind == "disconnect":
             self.entry["status"] = 200
-            self.writer.write(self.app._head(200, b"", None, "application/json; charset=UTF-8",
-                                             length=len(data)))
-            self.writer.write(data[: len(data) // 2])
+            self.peer.start(200, len(data))
+            self.peer.send(data[: len(data) // 2])
             await self.writer.drain()
-            self.writer.transport.abort()
+            self.writer.transport.abort()  # mid-body: the client sees a cut connection
             return False
         if kind == "drip":
             return await self._drip(data)
@@ -296,12 +326,16 @@ class _Behaviour:
             lines = ("SIMULATED", "realistic body", f"{delivered} {width}x{height}")
         else:
             lines = images.stamp_lines(sreq.prompt, delivered, width, height, self.attempt)
+        if sreq.text_only:  # asked for words only: no image is drawn or sent
+            return (wire.chat_image if sreq.provider == "chat" else wire.gemini_image)(
+                sreq, None, delivered)
         png = images.render(width, height, lines, self.app.config.realistic)
-        if sreq.provider == "gemini":
+        if sreq.provider in ("gemini", "chat"):
             thought = None
             if kind == "thought":
                 thought = images.render(256, 256, ("SIMULATED", "thought draft"))
-            return wire.gemini_image(sreq, png, delivered, thought)
+            return (wire.gemini_image if sreq.provider == "gemini" else wire.chat_image)(
+                sreq, png, delivered, thought)
         if sreq.response_format == "url":
             file_id = uuid.uuid4().hex
             files = self.app._files
@@ -312,26 +346,68 @@ class _Behaviour:
                                      delivered)
         return wire.openai_image(sreq, png, None, delivered)
 
+    async def _ok(self, answer: dict) -> bool:
+        """A 200 answer: one JSON body, or streamGenerateContent's chunks."""
+        if self.stream is None:
+            return await self._answer(200, json.dumps(answer).encode())
+        chunks = wire.gemini_stream(answer)
+        if self.stream == "json":
+            return await self._answer(200, json.dumps(chunks).encode())
+        data = b"".join(b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in chunks)
+        return await self._answer(200, data, content_type="text/event-stream")
+
     async def _answer(self, status: int, data: bytes, headers: dict | None = None,
                       content_type: str = "application/json; charset=UTF-8") -> bool:
         self.entry["status"] = status
-        self.writer.write(self.app._head(status, data, headers, content_type))
-        await self.writer.drain()
+        await self.app._send(self.peer, status, data, headers=headers, content_type=content_type)
         return True
 
     async def _drip(self, data: bytes) -> bool:
         """Headers at once, then one space every few seconds, then the body."""
         self.entry["status"] = 200
         drips = int(DRIP_TOTAL_S / DRIP_INTERVAL_S)
-        self.writer.write(self.app._head(200, b"", None, "application/json; charset=UTF-8",
-                                         length=drips + len(data)))
+        self.peer.start(200, drips + len(data))
         await self.writer.drain()
         for _ in range(drips):
             await asyncio.sleep(DRIP_INTERVAL_S * self.scale)
             if self.writer.is_closing():
                 return False
-            self.writer.write(b" ")
+            self.peer.send(b" ")
             await self.writer.drain()
-        self.writer.write(data)
+        self.peer.send(data, end=True)
         await self.writer.drain()
         return True
+
+
+class _Peer:
+    """One client connection: h11 parses its requests and frames our answers; the raw
+    asyncio streams stay at hand for faults that break HTTP on purpose (cut-offs, drips)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+
+    def start(self, status: int, length: int, headers: dict | None = None,
+              content_type: str = "application/json; charset=UTF-8",
+              close: bool = False) -> None:
+        """Send the status line and headers of an answer of `length` bytes."""
+        fields = [("Content-Type", content_type), ("Content-Length", str(length)),
+                  ("Server", "nbp-sim"), SIM_HEADER]
+        fields += [(k, str(v)) for k, v in (headers or {}).items()]
+        if close:
+            fields.append(("Connection", "close"))
+        self.writer.write(self.conn.send(h11.Response(
+            status_code=status, headers=fields, reason=HTTPStatus(status).phrase.encode())))
+
+    def send(self, data: bytes, end: bool = False) -> None:
+        if data:
+            self.writer.write(self.conn.send(h11.Data(data=data)))
+        if end:
+            self.writer.write(self.conn.send(h11.EndOfMessage()))
+
+    def next_cycle(self) -> bool:
+        """Ready for the next request on this connection (keep-alive), or False to close."""
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
+            self.conn.start_next_cycle()
+            return True
+        return False

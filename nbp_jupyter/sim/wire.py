@@ -1,4 +1,4 @@
-"""The two wire formats as the real services speak them (FACTS.md), seen from the server.
+"""The wire formats as the real services speak them (docs/facts.md), seen from the server.
 
 Pure functions from parsed requests to JSON-able bodies; the server does the sockets.
 """
@@ -26,15 +26,31 @@ class WireError(Exception):
         self.body = body
 
 
+# Tokens the simulated model "thinks" before a draft image: an illustrative figure, not a
+# published one; it makes thoughtsTokenCount (billed at the text rate) show up in costs.
+SIM_THOUGHT_TOKENS = 300
+
+
 @dataclass(frozen=True)
 class SimRequest:
-    provider: str  # "gemini" | "openai"
+    provider: str  # "gemini" | "openai" | "chat"
     model: str
     prompt: str
     resolution: str
     aspect: str
     response_format: str = "b64_json"
     references: int = 0
+    text_only: bool = False  # responseModalities ["TEXT"]: the model answers in words
+    server_timeout_s: float | None = None  # X-Server-Timeout, in (simulated) seconds
+
+
+def _field(obj: object, camel: str) -> object:
+    """A field by its camelCase or snake_case name: the real API's JSON parser takes both."""
+    if not isinstance(obj, dict):
+        return None
+    if camel in obj:
+        return obj[camel]
+    return obj.get("".join(f"_{c.lower()}" if c.isupper() else c for c in camel))
 
 
 def gemini_error(code: int, status: str, message: str, details: list | None = None) -> dict:
@@ -59,17 +75,54 @@ def parse_gemini(model: str, body: dict) -> SimRequest:
     except (KeyError, TypeError, AttributeError):
         raise bad("* GenerateContentRequest.contents: contents is not specified") from None
     prompt = " ".join(p["text"] for p in parts if isinstance(p, dict) and "text" in p)
-    references = sum(1 for p in parts if isinstance(p, dict) and "inlineData" in p)
+    references = sum(1 for p in parts if _field(p, "inlineData") is not None)
     if references > 14:  # [docs] up to 14 reference images
         raise bad("Too many input images: at most 14 are supported.")
-    config = (body.get("generationConfig") or {}).get("imageConfig") or {}
-    size = config.get("imageSize", "1K")
-    aspect = config.get("aspectRatio", "1:1")
+    generation = _field(body, "generationConfig") or {}
+    config = _field(generation, "imageConfig") or {}
+    size = _field(config, "imageSize") or "1K"
+    aspect = _field(config, "aspectRatio") or "1:1"
     if size not in sizes.RESOLUTIONS:
         raise bad(f"Invalid value for imageSize: {size!r}. Supported values: 1K, 2K, 4K.")
     if aspect not in sizes.PIXELS:
         raise bad(f"Invalid value for aspectRatio: {aspect!r}.")
-    return SimRequest("gemini", model, prompt, size, aspect, references=references)
+    modalities = _field(generation, "responseModalities")
+    text_only = isinstance(modalities, list) and \
+        {str(m).upper() for m in modalities} == {"TEXT"}
+    return SimRequest("gemini", model, prompt, size, aspect, references=references,
+                      text_only=text_only)
+
+
+def parse_chat(body: dict) -> SimRequest:
+    """Chat completions with image output, as OpenRouter documents it (docs/facts.md)."""
+    def bad(message: str, param: str) -> WireError:
+        return WireError(400, openai_error(message, "invalid_request_error", None, param))
+
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad("Missing required parameter: 'messages'.", "messages")
+    texts, references = [], 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in [content] if isinstance(content, str) else content or []:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+            elif isinstance(part, dict) and part.get("type") == "image_url":
+                references += 1
+    config = body.get("image_config") if isinstance(body.get("image_config"), dict) else {}
+    size = str(config.get("image_size") or "1K").upper()
+    aspect = str(config.get("aspect_ratio") or "1:1")
+    if size not in sizes.RESOLUTIONS:
+        raise bad(f"Invalid image_size {size!r}: use 1K, 2K or 4K.", "image_config")
+    if aspect not in sizes.PIXELS:
+        raise bad(f"Invalid aspect_ratio {aspect!r}.", "image_config")
+    modalities = body.get("modalities")
+    text_only = not (isinstance(modalities, list) and "image" in modalities)
+    return SimRequest("chat", str(body.get("model") or "google/gemini-3-pro-image-preview"),
+                      " ".join(texts), size, aspect, references=references,
+                      text_only=text_only)
 
 
 def parse_openai(body: dict) -> SimRequest:
@@ -108,34 +161,110 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def gemini_usage(prompt: str, references: int, output_tokens: int) -> dict:
-    prompt_tokens = max(1, len(prompt) // 4) + 560 * references  # [docs] input image 560
-    return {
-        "promptTokenCount": prompt_tokens,
-        "candidatesTokenCount": output_tokens,
-        "totalTokenCount": prompt_tokens + output_tokens,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
-        "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": output_tokens}],
+def text_tokens(text: str) -> int:
+    return max(1, len(text) // 4)  # about four characters a token
+
+
+def gemini_usage(prompt: str, references: int, image_tokens: int, text: str = "",
+                 thoughts: int = 0) -> dict:
+    """usageMetadata as the API reports it: per-modality details, thinking apart."""
+    text_in = text_tokens(prompt)
+    image_in = 560 * references  # [docs] an input image is 560 tokens
+    text_out = text_tokens(text) if text else 0
+    candidates = image_tokens + text_out
+    usage: dict = {
+        "promptTokenCount": text_in + image_in,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": text_in + image_in + candidates + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": text_in}]
+        + ([{"modality": "IMAGE", "tokenCount": image_in}] if image_in else []),
+        "candidatesTokensDetails": ([{"modality": "TEXT", "tokenCount": text_out}]
+                                    if text_out else [])
+        + [{"modality": "IMAGE", "tokenCount": image_tokens}],
     }
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
 
 
-def gemini_image(req: SimRequest, png: bytes, delivered: str,
-                 thought_png: bytes | None = None) -> dict:
+def gemini_parts(png: bytes | None, thought_png: bytes | None = None) -> list[dict]:
+    """The answer's parts in the API's order: a thinking draft, the words, the image."""
     parts: list[dict] = []
     if thought_png is not None:
         parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(thought_png)},
                       "thought": True})
     parts.append({"text": SIM_TEXT})
-    parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(png)},
-                  "thoughtSignature": _b64(b"sim-signature")})
+    if png is not None:
+        parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(png)},
+                      "thoughtSignature": _b64(b"sim-signature")})
+    return parts
+
+
+def gemini_image(req: SimRequest, png: bytes | None, delivered: str,
+                 thought_png: bytes | None = None) -> dict:
+    """A 200 answer; with `png=None` (TEXT-only modalities) words without an image."""
+    thoughts = SIM_THOUGHT_TOKENS if thought_png is not None else 0
+    image_tokens = sizes.OUTPUT_TOKENS[delivered] if png is not None else 0
     return {
-        "candidates": [{"content": {"role": "model", "parts": parts},
+        "candidates": [{"content": {"role": "model", "parts": gemini_parts(png, thought_png)},
                         "finishReason": "STOP", "index": 0}],
-        "usageMetadata": gemini_usage(req.prompt, req.references,
-                                      sizes.OUTPUT_TOKENS[delivered]),
+        "usageMetadata": gemini_usage(req.prompt, req.references, image_tokens, SIM_TEXT,
+                                      thoughts),
         "modelVersion": req.model,
         "responseId": uuid.uuid4().hex[:22],
     }
+
+
+def gemini_stream(answer: dict) -> list[dict]:
+    """One answer as streamGenerateContent sends it: a chunk per part, the last one with
+    the finishReason and usageMetadata."""
+    candidate = (answer.get("candidates") or [{}])[0]
+    parts = (candidate.get("content") or {}).get("parts") or []
+    if not parts:
+        return [answer]
+    chunks = [{"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
+               "modelVersion": answer.get("modelVersion"),
+               "responseId": answer.get("responseId")} for part in parts]
+    chunks[-1]["candidates"][0]["finishReason"] = candidate.get("finishReason")
+    chunks[-1]["usageMetadata"] = answer.get("usageMetadata")
+    return chunks
+
+
+def chat_image(req: SimRequest, png: bytes | None, delivered: str,
+               thought_png: bytes | None = None) -> dict:
+    """A chat completion with the image as a data URL, drafts first (as LiteLLM and
+    OpenRouter return Gemini's), and the usage split by modality."""
+    images = [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{_b64(p)}"}}
+              for p in (thought_png, png) if p is not None]
+    image_tokens = sizes.OUTPUT_TOKENS[delivered] if png is not None else 0
+    text_out, prompt_tokens = text_tokens(SIM_TEXT), text_tokens(req.prompt) + 560 * req.references
+    thoughts = SIM_THOUGHT_TOKENS if thought_png is not None else 0
+    return {
+        "id": f"gen-{uuid.uuid4().hex[:20]}", "object": "chat.completion",
+        "created": int(time.time()), "model": req.model,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {
+            "role": "assistant", "content": SIM_TEXT, "images": images}}],
+        "usage": {"prompt_tokens": prompt_tokens,
+                  "completion_tokens": image_tokens + text_out + thoughts,
+                  "total_tokens": prompt_tokens + image_tokens + text_out + thoughts,
+                  "completion_tokens_details": {"image_tokens": image_tokens,
+                                                "text_tokens": text_out,
+                                                "reasoning_tokens": thoughts}},
+    }
+
+
+def chat_no_image(req: SimRequest, kind: str) -> dict:
+    """What a chat gateway answers when Gemini made no image: content_filter for a block."""
+    reason = "stop" if kind == "no_image" else "content_filter"
+    content = "I was unable to generate an image for this request." if kind == "no_image" \
+        else None
+    prompt_tokens = text_tokens(req.prompt)
+    return {"id": f"gen-{uuid.uuid4().hex[:20]}", "object": "chat.completion",
+            "created": int(time.time()), "model": req.model,
+            "choices": [{"index": 0, "finish_reason": reason,
+                         "message": {"role": "assistant", "content": content, "images": []}}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 0,
+                      "total_tokens": prompt_tokens}}
 
 
 def gemini_no_image(req: SimRequest, kind: str) -> dict:
@@ -174,7 +303,8 @@ def html_page(status: int) -> bytes:
 
 
 def error_for(provider: str, kind: str, retry_after_s: float | None) -> tuple[int, dict, dict]:
-    """(status, body, extra headers) for the HTTP error outcomes."""
+    """(status, body, extra headers) for the HTTP error outcomes; the chat wire answers
+    errors the OpenAI way, as the gateways that serve it do."""
     if provider == "gemini":
         if kind == "overloaded":
             return 503, gemini_error(503, "UNAVAILABLE",
