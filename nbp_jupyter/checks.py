@@ -117,5 +117,5 @@ def check_pixels(width: int, height: int, asked: str, tokens: int | None) -> Non
 def _too_large(message: str, tokens: int | None) -> BadResponse:
     # Billed as the answer says: with its token count, the service charged for it.
     return BadResponse(f"{message}; refused without decoding it", http_status=200,
-                       billed="yes" if tokens else "unknown", tokens=tokens,
+                       billed="yes" if tokens else "unknown", tokens=pricing.as_tokens(tokens),
                        hint="the service or gateway answered another size than asked")

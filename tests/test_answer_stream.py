@@ -126,7 +126,7 @@ def test_two_images_where_one_was_asked_is_a_typed_error_and_leaves_no_file(tmp_
     """Two final images for one ask are refused (which is the answer?), billed as said."""
     with pytest.raises(BadResponse, match="2 images where one was asked") as caught:
         settle(gemini_body(png(1024, 1024), png(1024, 1024, (0, 0, 255))), tmp_path)
-    assert caught.value.billed == "yes" and caught.value.tokens == 1120
+    assert caught.value.billed == "yes" and caught.value.tokens.output_image == 1120
     assert list(tmp_path.iterdir()) == []
 
 
@@ -144,7 +144,7 @@ def test_a_far_too_large_image_is_refused_from_its_header(tmp_path):
         with pytest.raises(BadResponse, match="12000x12000") as caught:
             settle(gemini_body(huge_png(12000, 12000)), tmp_path)
         assert allocated() == 0  # decoded, even at 1 bit per pixel it is 137 MB
-    assert caught.value.billed == "yes" and caught.value.tokens == 1120
+    assert caught.value.billed == "yes" and caught.value.tokens.output_image == 1120
     assert list(tmp_path.iterdir()) == []
 
 
