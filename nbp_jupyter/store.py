@@ -102,6 +102,8 @@ class AttemptRow(TypedDict):
 
 
 LEDGER_NAME = "ledger.sqlite"
+# A '.part' file untouched this long belongs to no live write: answers stream in seconds.
+PART_STALE_S = 3600.0
 SESSIONS_DIR = "sessions"  # one lock file per live session: the OS releases it at death
 # Columns added after the first release: a ledger from before gets them on open.
 TOKEN_COLUMNS = ("input_text_tokens", "input_image_tokens", "output_image_tokens",
@@ -146,6 +148,7 @@ class Store:
                 if column not in have:
                     self._db.execute(f"ALTER TABLE attempts ADD COLUMN {column} INTEGER")
         self.recover()
+        self.sweep_parts()
 
     def close(self) -> None:
         """Close the ledger and end this session: its lock goes, so later sessions may
@@ -248,6 +251,19 @@ class Store:
         path = self._image_path(job_id, prompt, resolution, ext, folder)
         os.replace(part, path)
         return path
+
+    def sweep_parts(self, older_than_s: float = PART_STALE_S) -> int:
+        """Delete '.part' files nobody has written to for a while: what a killed kernel left
+        mid-write or mid-stream (a live answer writes its file every few seconds at most)."""
+        gone = 0
+        for part in self.images.rglob(".*.part"):
+            try:
+                if time.time() - part.stat().st_mtime > older_than_s:
+                    part.unlink()
+                    gone += 1
+            except OSError:  # another kernel renamed or swept it first
+                pass
+        return gone
 
     def _image_path(self, job_id: str, prompt: str, resolution: str, ext: str,
                     folder: str | None) -> Path:

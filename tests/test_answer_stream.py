@@ -9,6 +9,7 @@ import io
 import json
 import os
 import struct
+import time
 import zlib
 
 import httpx
@@ -287,3 +288,20 @@ def test_cancel_mid_image_leaves_no_partial_file(home):
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def test_parts_left_by_a_killed_kernel_are_swept_at_the_next_start(home):
+    """An image cut off by a crash does not leave its MBs in a hidden file for ever."""
+    from nbp_jupyter.store import PART_STALE_S, Store
+
+    images = home / "images"
+    images.mkdir(parents=True)
+    stale, fresh = images / ".incoming-dead-0.part", images / ".incoming-live-0.part"
+    kept = images / "20260101-000000-001abc-kite-1K.png"
+    for path in (stale, fresh, kept):
+        path.write_bytes(b"x" * 1000)
+    old = time.time() - PART_STALE_S - 60
+    os.utime(stale, (old, old))
+    os.utime(kept, (old, old))
+    Store(home).close()
+    assert sorted(p.name for p in images.iterdir()) == sorted([fresh.name, kept.name])
