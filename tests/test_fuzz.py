@@ -252,3 +252,28 @@ def test_base64_decoded_in_pieces_matches_b64decode(tmp_path_factory, payload, s
     else:  # left as text (it did not look like base64 early on): the provider decodes it
         assert value == text
     stream.discard()
+
+
+def test_every_single_cut_of_an_escaped_answer_gives_the_same_image(tmp_path):
+    """Cut at each byte in turn (inside '\\/', '\\u00e9', a quad, the data: header): same image."""
+    image = bytes(range(256)) * 3  # every base64 character, '/' and '+' included
+    text = base64.b64encode(image).decode()
+    body = json.dumps({"choices": [{"message": {"content": "voilà \"ok\"", "images": [
+        {"image_url": {"url": f"data:image/png;base64,{text}"}}]}}],
+        "data": [{"b64_json": text, "revised_prompt": "a \\ b"}]}).replace("/", "\\/").encode()
+    from nbp_jupyter.answer_stream import AnswerStream
+    from nbp_jupyter.providers.base import image_payload
+
+    for cut in range(len(body) + 1):
+        stream = AnswerStream(tmp_path, spill_at=64)
+        stream.feed(body[:cut])
+        stream.feed(body[cut:])
+        skeleton, blobs = stream.finish()
+        doc = json.loads(skeleton)
+        url = doc["choices"][0]["message"]["images"][0]["image_url"]["url"]
+        for value in (url, doc["data"][0]["b64_json"]):
+            assert image_payload(value, "image", blobs)["blob"].path.read_bytes() == image, cut
+        assert doc["choices"][0]["message"]["content"] == 'voilà "ok"'
+        assert doc["data"][0]["revised_prompt"] == "a \\ b"
+        stream.discard()
+        assert list(tmp_path.iterdir()) == []
