@@ -197,14 +197,17 @@ class AnswerStream:
                 pos = self._big(chunk, pos, end)
 
     def _structure(self, outside: bytes) -> None:
-        for mark in _STRUCTURE.findall(outside):
+        """Follow the JSON between strings, to know whether the next string is a key."""
+        tail = outside
+        for found in _STRUCTURE.finditer(outside):
+            mark = found.group()
             if mark in b"{[":
                 self._nesting += mark
             elif mark in b"]}":
                 del self._nesting[-1:]
-            self._last = mark
-        if outside.strip(b" \t\r\n,:{}[]"):
-            self._last = b"v"  # a number, true, false or null
+            self._last, tail = mark, outside[found.end():]
+        if tail.strip():
+            self._last = b"v"  # a number, true, false or null after the last mark
 
     def _small(self, chunk: bytes, pos: int, end: int) -> int:
         if self._skip:

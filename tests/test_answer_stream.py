@@ -305,3 +305,16 @@ def test_parts_left_by_a_killed_kernel_are_swept_at_the_next_start(home):
     os.utime(kept, (old, old))
     Store(home).close()
     assert sorted(p.name for p in images.iterdir()) == sorted([fresh.name, kept.name])
+
+
+def test_keys_after_numbers_are_never_spilled(tmp_path):
+    """A long base64-looking key after a number stays a key (the skeleton stays the JSON)."""
+    key = "A" * 40
+    body = json.dumps({"n": 12, key: 1, "l": [1, {key: "B" * 40}]}).encode()
+    stream = AnswerStream(tmp_path, spill_at=8)
+    for at in range(0, len(body), 5):
+        stream.feed(body[at:at + 5])
+    skeleton, blobs = stream.finish()
+    doc = json.loads(skeleton)
+    assert doc[key] == 1 and list(doc["l"][1]) == [key] and len(blobs) == 1
+    stream.discard()
