@@ -3,14 +3,14 @@
 A 4K answer is ~23 MB of JSON around one base64 string. Parsed whole, the body, the decoded
 string and the image sit in memory at once (2.4x the image, benchmarks/README.md). Here the
 bytes are scanned as they come. Everything outside a large base64 string is kept as JSON text
-(the "skeleton", a few KB); each string whose first `spill_at` bytes are base64 (or a
-`data:...;base64,` URL) is decoded quad by quad into its own spill file, and the skeleton
+(the "skeleton", a few KB); each image value (`SPILL_KEYS`) whose first `spill_at` bytes are
+base64 (or a `data:...;base64,` URL) is decoded quad by quad into its own spill file; the skeleton
 holds a marker string in its place. Providers parse the skeleton as ordinary JSON and look a
 marker up in `blobs` (providers/base.py `image_payload`); they pick the image, and the engine
 renames that file into place and deletes the others.
 
-The scanner does no I/O itself: decoded bytes wait in memory until `flush()`, which the
-engine runs in a worker thread so its loop never touches a file.
+The scanner does no I/O itself: decoded bytes wait in memory until `take()` hands them to
+`write()`, which the engine runs in a worker thread so its loop never touches a file.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ from pathlib import Path
 from .errors import BadResponse
 
 SPILL_AT = 4096  # a string this long that is still all base64 is an image, not text
+# Keys whose values hold images: Gemini `inlineData.data`, OpenAI `b64_json`, a chat wire's
+# `image_url.url` (docs/facts.md "Streamed answers and image checks"). Other long base64
+# strings (a `thoughtSignature`) stay in the skeleton, to be sent back as they came.
+SPILL_KEYS = frozenset({b"data", b"b64_json", b"url"})
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _SPECIAL = re.compile(rb'["\\]')
 _STRUCTURE = re.compile(rb"[][{},:]")
@@ -165,6 +169,8 @@ class AnswerStream:
         self._spill: _Spill | None = None
         self._nesting = bytearray()  # b"{" or b"[" per open container: a key is never spilled
         self._last = b""  # the last structural character outside strings
+        self._key: bytes | None = None  # the last object key, as it stands in the JSON
+        self._is_key = False
         self.received = 0
 
     # ----- scanning (pure, no I/O) ------------------------------------------------------
@@ -190,7 +196,9 @@ class AnswerStream:
                 self.skeleton += chunk[pos:quote + 1]
                 pos = quote + 1
                 key = self._last == b"{" or (self._last == b"," and self._nesting[-1:] == b"{")
-                self._state, self._raw, self._text, self._skip = _SMALL, bytearray(), key, False
+                text = key or self._last != b":" or self._key not in SPILL_KEYS
+                self._state, self._raw, self._text, self._skip = _SMALL, bytearray(), text, False
+                self._is_key = key
             elif self._state == _SMALL:
                 pos = self._small(chunk, pos, end)
             else:
@@ -220,6 +228,8 @@ class AnswerStream:
             pos = end
         elif found.group() == b'"':
             self._raw += chunk[pos:found.start()]
+            if self._is_key:
+                self._key = bytes(self._raw)
             self.skeleton += self._raw
             self.skeleton += b'"'
             self._state, self._raw = _OUT, bytearray()

@@ -98,11 +98,11 @@ def test_escaped_slashes_and_data_urls_decode(tmp_path):
     """Servers that escape '/' as '\\/', and data: URLs, give the same image bytes."""
     image = png(640, 480, (1, 2, 3)) + bytes(range(256)) * 40  # plenty of '/' in its base64
     text = base64.b64encode(image).decode()
-    body = json.dumps({"a": text, "b": f"data:image/webp;base64,{text}"}).replace("/", "\\/")
+    body = json.dumps({"data": text, "url": f"data:image/webp;base64,{text}"}).replace("/", "\\/")
     skeleton, blobs = streamed(body.encode(), tmp_path, piece=7).finish()
-    data = json.loads(skeleton)
-    assert blobs[data["a"]].path.read_bytes() == image
-    assert blobs[data["b"]].mime == "image/webp" and blobs[data["b"]].path.read_bytes() == image
+    doc = json.loads(skeleton)
+    assert blobs[doc["data"]].path.read_bytes() == image
+    assert blobs[doc["url"]].mime == "image/webp" and blobs[doc["url"]].path.read_bytes() == image
 
 
 def test_an_answer_cut_off_mid_image_is_a_typed_error_and_leaves_no_file(tmp_path):
@@ -231,12 +231,12 @@ def test_small_and_large_data_urls_give_the_same_image(tmp_path):
     from nbp_jupyter.providers.base import image_payload
 
     small, large = png(16, 16), noise_png(64, 64)
-    body = json.dumps({"s": "data:image/png;base64," + base64.b64encode(small).decode(),
-                       "l": "data:image/png;base64," + base64.b64encode(large).decode()})
+    body = json.dumps([{"url": "data:image/png;base64," + base64.b64encode(small).decode()},
+                       {"url": "data:image/png;base64," + base64.b64encode(large).decode()}])
     skeleton, blobs = streamed(body.encode(), tmp_path).finish()
     doc = json.loads(skeleton)
-    assert image_payload(doc["s"], "url", blobs) == {"data": small}
-    assert image_payload(doc["l"], "url", blobs)["blob"].path.read_bytes() == large
+    assert image_payload(doc[0]["url"], "url", blobs) == {"data": small}
+    assert image_payload(doc[1]["url"], "url", blobs)["blob"].path.read_bytes() == large
     with pytest.raises(BadResponse, match="without base64"):
         image_payload("data:image/png,abc", "url", blobs)
 
@@ -310,11 +310,20 @@ def test_parts_left_by_a_killed_kernel_are_swept_at_the_next_start(home):
 def test_keys_after_numbers_are_never_spilled(tmp_path):
     """A long base64-looking key after a number stays a key (the skeleton stays the JSON)."""
     key = "A" * 40
-    body = json.dumps({"n": 12, key: 1, "l": [1, {key: "B" * 40}]}).encode()
+    body = json.dumps({"n": 12, key: 1, "l": [1, {key: 2, "data": "B" * 40}]}).encode()
     stream = AnswerStream(tmp_path, spill_at=8)
     for at in range(0, len(body), 5):
         stream.feed(body[at:at + 5])
     skeleton, blobs = stream.finish()
     doc = json.loads(skeleton)
-    assert doc[key] == 1 and list(doc["l"][1]) == [key] and len(blobs) == 1
+    assert doc[key] == 1 and list(doc["l"][1]) == [key, "data"] and len(blobs) == 1
     stream.discard()
+
+
+def test_a_long_thought_signature_stays_in_the_answer(tmp_path):
+    """Base64 that is not an image (a signature to send back later) is kept as it came."""
+    signature = base64.b64encode(os.urandom(6000)).decode()
+    body = json.dumps({"parts": [{"thoughtSignature": signature,
+                                  "inlineData": {"data": base64.b64encode(noise_png(64, 64)).decode()}}]})
+    skeleton, blobs = streamed(body.encode(), tmp_path).finish()
+    assert json.loads(skeleton)["parts"][0]["thoughtSignature"] == signature and len(blobs) == 1
