@@ -73,6 +73,9 @@ def check(parsed, request: Request, asked: str, model: str) -> Delivered:
     """Read the image's header, compare it with what was asked, then verify its structure;
     a 200 is not trusted blindly, and a far too large image is never decoded."""
     source = parsed.blob.path if parsed.blob is not None else io.BytesIO(parsed.data)
+    png = _png_size(source)
+    if png is not None:  # before Pillow, which warns about (or refuses) a bomb as it opens it
+        check_pixels(*png, asked, parsed.output_tokens)
     try:
         with Image.open(source, formats=FORMATS) as image:
             width, height, fmt = image.width, image.height, (image.format or "png").lower()
@@ -112,6 +115,19 @@ def check_pixels(width: int, height: int, asked: str, tokens: int | None) -> Non
         raise _too_large(f"asked {asked}; the answer is a {width}x{height} image "
                          f"({width * height / 1e6:.1f} MP, at most {limit / 1e6:.1f} MP expected)",
                          tokens)
+
+
+def _png_size(source) -> tuple[int, int] | None:
+    """Width and height from a PNG's IHDR chunk (its first, at a fixed place); None if the
+    bytes are not a PNG's."""
+    if isinstance(source, io.BytesIO):
+        head = source.getbuffer()[:24].tobytes()
+    else:
+        with open(source, "rb") as fh:
+            head = fh.read(24)
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def _too_large(message: str, tokens: int | None) -> BadResponse:
