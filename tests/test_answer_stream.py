@@ -161,14 +161,18 @@ def test_a_bomb_sized_image_is_the_same_typed_error(tmp_path):
         settle(gemini_body(huge_png(20000, 20000)), tmp_path, size="4K")
 
 
-async def _serve_once(body: bytes, pieces: int = 50, length: bool = True):
+async def _serve_once(body: bytes, pieces: int = 50, length: bool = True, gzip: bool = False):
     """A loopback server that answers every request with `body` in `pieces` writes; without
     `length`, the body ends when the connection closes (no size declared up front)."""
+    if gzip:
+        import gzip as gz
+        body = gz.compress(body)
     async def answer(reader, writer):
         request = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
         sent = request.split("content-length:")[1].split()[0]
         await reader.readexactly(int(sent))  # unread, closing would reset the connection
         head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + (
+            b"content-encoding: gzip\r\n" if gzip else b"") + (
             b"content-length: %d\r\n\r\n" % len(body) if length else b"connection: close\r\n\r\n")
         writer.write(head)
         step = max(1, len(body) // pieces)
@@ -184,9 +188,9 @@ async def _serve_once(body: bytes, pieces: int = 50, length: bool = True):
     return await asyncio.start_server(answer, "127.0.0.1", 0)
 
 
-def _run_against(body: bytes, length: bool = True, **options):
+def _run_against(body: bytes, length: bool = True, gzip: bool = False, **options):
     async def main():
-        server = await _serve_once(body, length=length)
+        server = await _serve_once(body, length=length, gzip=gzip)
         port = server.sockets[0].getsockname()[1]
         try:
             return await nbp.agenerate("a kite", provider="gemini", api_key="k", retries=0,
@@ -327,3 +331,15 @@ def test_a_long_thought_signature_stays_in_the_answer(tmp_path):
                                   "inlineData": {"data": base64.b64encode(noise_png(64, 64)).decode()}}]})
     skeleton, blobs = streamed(body.encode(), tmp_path).finish()
     assert json.loads(skeleton)["parts"][0]["thoughtSignature"] == signature and len(blobs) == 1
+
+
+def test_a_gzipped_answer_streams_and_the_cap_counts_what_it_unpacks_to(home):
+    """A compressed answer is unpacked as it streams; a tiny one that unpacks past the cap
+    (a zip bomb) is refused like any oversized answer."""
+    image = noise_png(256, 256)
+    result = _run_against(gemini_body(image), gzip=True, size="1K")
+    assert result.success and result.image_path.read_bytes() == image
+    bomb = gemini_body(b"\0" * 6 * 2**20)  # 8 MB of JSON, ~10 KB gzipped
+    result = _run_against(bomb, gzip=True, size="1K", max_response_mb=3)
+    assert "cap" in result.error
+    assert len(list((home / "images").iterdir())) == 1  # the first image only, no '.part'
