@@ -16,7 +16,7 @@ from PIL import Image
 
 from . import pricing, sizes
 from .answer_stream import AnswerStream
-from .errors import BadResponse
+from .errors import AttemptError, BadResponse
 from .types import Request
 
 # All that the services send: docs/facts.md "Streamed answers and image checks".
@@ -49,13 +49,16 @@ class Delivered:
 
 
 def settle(stream: AnswerStream, wire, status: int, headers, request: Request, asked: str,
-           model: str, then: Callable[[Delivered], Any] | None = None):
+           model: str, then: Callable[[Delivered], Any] | None = None,
+           refused: Callable[[list[Path]], str] | None = None):
     """Finish a streamed 200 answer: parse it, check its image from disk, and hand it to
     `then` (the engine keeps it) in the same worker thread: one hand-off, not two.
 
     Every spill file but the delivered image's is deleted, and that one too on any error,
-    so nothing half-written is left. A gateway's URL answer comes back to be fetched."""
-    keep = None
+    so nothing half-written is left — except that an answer refused after it was paid for
+    (too large, two images) hands its complete images to `refused`, which keeps them and
+    says where. A gateway's URL answer comes back to be fetched."""
+    keep, blobs = None, {}
     try:
         skeleton, blobs = stream.finish()
         parsed = wire.parse(status, headers, skeleton, blobs)
@@ -65,6 +68,14 @@ def settle(stream: AnswerStream, wire, status: int, headers, request: Request, a
         result = then(got) if then is not None else got
         keep = got.path  # renamed into place by `then`, or the caller's to keep
         return result
+    except AttemptError as exc:
+        whole = [blob.path for blob in blobs.values() if blob.error is None and blob.size]
+        if exc.billed == "yes" and refused is not None and whole:
+            try:
+                exc.args = (f"{exc.args[0]}; kept in {refused(whole)}",)  # paid for: not lost
+            except OSError:  # a full disk: the refusal still stands, as one line
+                pass
+        raise
     finally:
         stream.discard(keep)
 
@@ -115,6 +126,19 @@ def check_pixels(width: int, height: int, asked: str, tokens: int | None) -> Non
         raise _too_large(f"asked {asked}; the answer is a {width}x{height} image "
                          f"({width * height / 1e6:.1f} MP, at most {limit / 1e6:.1f} MP expected)",
                          tokens)
+
+
+def extension(path: Path) -> str:
+    """The file name extension for an image file, from its first bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if head.startswith(b"\x89PNG"):
+        return "png"
+    if head.startswith(b"\xff\xd8"):
+        return "jpg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return "bin"
 
 
 def _png_size(source) -> tuple[int, int] | None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import random
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import httpx
 
@@ -42,6 +44,7 @@ _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")
 # Decoded image bytes are written to their file in batches this large, one batch in flight
 # per answer while the next arrives: 20 answers hold at most ~80 MB between them.
 WRITE_BATCH = 2 << 20  # a 1K answer's image (~1 MB) is written once, with its check
+REFUSED_FOLDER = "refused"  # under images/: paid for, not delivered
 USER_AGENT = f"nbp-jupyter/{__version__}"
 # TCP keepalive so idle NATs and load balancers (60-100 s idle cut, FACTS.md) see traffic
 # during a silent 4K call: first probe after 30 s, then every 15 s.
@@ -351,9 +354,11 @@ class Engine:
         if isinstance(answer, AnswerStream):
             # Once parsed and checked the image is paid for: a cancel now still delivers it
             # (the race keeps it), and its spill files never outlive the check.
+            refused = functools.partial(_keep_refused, store, plan.job_id, plan.request.prompt,
+                                        resolution)
             parsed = await _finish_anyway(loop.run_in_executor(
                 _DECODERS, checks.settle, answer, wire, status, headers, plan.request,
-                resolution, model, keep))
+                resolution, model, keep, refused))
         else:  # not a 200: the provider says which error it is
             parsed = await loop.run_in_executor(_DECODERS, wire.parse, status, headers, answer)
         if isinstance(parsed, tuple):
@@ -400,6 +405,16 @@ def _keep(store: Store, job_id: str, prompt: str, got: Delivered, attempt: Attem
         path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
     store.end_attempt(job_id, attempt, image_path=path)
     return path
+
+
+def _keep_refused(store: Store, job_id: str, prompt: str, resolution: str,
+                  paths: list[Path]) -> str:
+    """Images the service billed but we refused (too large, one too many) stay on disk, in
+    images/refused/, apart from the images jobs delivered; returns where, for the ledger."""
+    for number, path in enumerate(paths, 1):
+        store.adopt_image(job_id, prompt, f"{resolution}-refused{number}", path,
+                          checks.extension(path), folder=REFUSED_FOLDER)
+    return f"{store.images / REFUSED_FOLDER}"
 
 
 async def _finish_anyway(coro):

@@ -203,13 +203,30 @@ def _run_against(body: bytes, length: bool = True, gzip: bool = False, **options
     return asyncio.run(main())
 
 
-def test_engine_refuses_a_huge_image_billed_and_writes_nothing(home):
-    """Over HTTP: the 12000x12000 answer is a failed, billed attempt and no file on disk."""
-    result = _run_against(gemini_body(huge_png(12000, 12000)), size="1K")
+def test_engine_refuses_a_huge_image_billed_and_keeps_it_apart(home):
+    """Over HTTP: the 12000x12000 answer is a failed, billed attempt; the paid file is kept
+    in images/refused/, never delivered, previewed or taken for the job's image."""
+    huge = huge_png(12000, 12000)
+    result = _run_against(gemini_body(huge), size="1K")
     [attempt] = result.attempts
     assert (attempt.outcome, attempt.billed) == ("bad_response", "yes") and attempt.cost_usd > 0
-    assert "12000x12000" in attempt.detail and not result.success
-    assert [p.name for p in (home / "images").iterdir()] == []
+    assert "12000x12000" in attempt.detail and "refused" in attempt.detail
+    assert not result.success and result.image_path is None
+    images = home / "images"
+    assert [p.name for p in images.iterdir()] == ["refused"]
+    [kept] = (images / "refused").iterdir()
+    assert kept.suffix == ".png" and kept.read_bytes() == huge
+
+
+def test_engine_keeps_both_images_of_a_two_image_answer_apart(home):
+    """Two images for one ask: refused, billed, and both kept in images/refused/."""
+    first, second = noise_png(200, 200), noise_png(300, 300)
+    result = _run_against(gemini_body(first, second), size="1K")
+    assert [a.outcome for a in result.attempts] == ["bad_response"]
+    assert "2 images where one was asked" in result.error
+    kept = sorted(p.read_bytes() for p in (home / "images" / "refused").iterdir())
+    assert kept == sorted([first, second])
+    assert [p.name for p in (home / "images").iterdir()] == ["refused"]
 
 
 def test_engine_streams_a_good_answer_into_place(home):
