@@ -154,6 +154,28 @@ def image_output(path: str | Path | None, alt: str,
     return data, {"image/jpeg": {"width": width // shrink, "height": height // shrink}}
 
 
+def result_outputs(result: GenerationResult) -> tuple[tuple[dict, dict] | None, dict[str, str]]:
+    """A finished job as two outputs: (its image output or None, its caption bundle)."""
+    return (image_output(result.image_path, _alt(result)),
+            {"text/html": result_html(result), "text/plain": result.caption()})
+
+
+def result_mimebundle(result: GenerationResult) -> tuple[dict, dict]:
+    """A result as ONE output (its repr): the image with the caption as its text. Front ends
+    show the richest type of a bundle, and HTML outranks images in JupyterLab and nbconvert,
+    so a caption in HTML here would hide the image; the magics emit two outputs instead."""
+    picture, caption = result_outputs(result)
+    if picture is None:
+        return caption, {}
+    data, metadata = picture
+    return {**data, "text/plain": result.caption()}, metadata
+
+
+def _alt(result: GenerationResult) -> str:
+    """An image output's text/plain: what a text-only front end shows instead of it."""
+    return f"[image {result.resolution}: {short(result.prompt, 80)}]"
+
+
 def empty_output() -> dict:
     """A display that shows nothing yet (the place a result's image will appear)."""
     return {"text/html": "", "text/plain": ""}

@@ -18,7 +18,6 @@ from .config import Settings
 from .events import Finished
 from .jobs import Job, session
 from .records import expected_latency
-from .timefmt import short
 
 
 class LiveView:
@@ -76,7 +75,7 @@ class LiveView:
                     text.update(self.status_bundle(job), raw=True)
                     continue
                 if job.id not in self._final:
-                    self._final[job.id] = render_result(job.result())
+                    self._final[job.id] = render.result_outputs(job.result())
                 picture, caption = self._final[job.id]
                 if picture is not None:
                     image.update(picture[0], metadata=picture[1], raw=True)
@@ -86,17 +85,6 @@ class LiveView:
             if finished:
                 self._final.clear()
             return finished
-
-
-def render_result(result) -> tuple[tuple[dict, dict] | None, dict[str, str]]:
-    """(image output or None, caption bundle) for a finished job: what its cell ends with."""
-    picture = render.image_output(result.image_path, render_alt(result))
-    return picture, {"text/html": render.result_html(result), "text/plain": result.caption()}
-
-
-def render_alt(result) -> str:
-    """The image output's text/plain: what a text-only front end shows instead of it."""
-    return f"[image {result.resolution}: {short(result.prompt, 80)}]"
 
 
 _views: dict[str, LiveView] = {}

@@ -33,7 +33,9 @@ def panel(home, make_sim):
     p = Panel({"provider": "gemini", "base_url": server.url, "api_key": "panel-key",
                "time_scale": 0.01})
     p.sim = server
-    return p
+    yield p
+    from nbp_jupyter import jobs
+    jobs.reset_session()  # before the simulator stops: no connection left open to it
 
 
 def test_generate_twice_without_blocking_then_both_in_the_gallery(panel):
