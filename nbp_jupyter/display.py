@@ -41,7 +41,7 @@ def clock_label(simulated: bool, scale: float) -> str:
     clock), which the simulator and NBP_TIME_SCALE run faster than the wall clock."""
     if simulated:
         return "simulated time"
-    return "" if scale == 1 else f"service time (runs {1 / scale:g}× the wall clock)"
+    return "" if scale == 1 else f"service time ({1 / scale:.3g}× the wall clock)"
 
 
 def status_text(job: Job, expect: tuple[float, float] | None, scale: float,
@@ -115,9 +115,10 @@ def status_html(job: Job, expect, scale: float, simulated: bool) -> str:
     text = status_text(job, expect, scale, simulated)
     tag = " · SIMULATED" if simulated else ""
     prompt = short(job.request.prompt, 60)
-    return (f'<div class="nbp-status {NO_MATH}" data-job="{job.id}" style="{BOX.format(colour=colour)}">'
-            f'<b style="color:{colour}">{html.escape(job_word(job))}</b> '
-            f'{html.escape(text + tag)}<br><span style="color:#6b7280">'
+    return (f'<div class="nbp-status {NO_MATH}" data-job="{job.id}" data-state="{job.status}" '
+            f'style="{BOX.format(colour=colour)}"><b style="color:{colour}">'
+            f'{html.escape(job_word(job))}</b> <span class="nbp-status-text">'
+            f'{html.escape(text + tag)}</span><br><span style="color:#6b7280">'
             f'{html.escape(prompt)}</span></div>')
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import string
 import time
+from dataclasses import replace
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
@@ -16,7 +17,7 @@ from IPython.display import HTML, display
 from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config import Configurable
 
-from . import api, live
+from . import api, live, stale
 from . import display as render
 from .errors import ConfigError
 from .jobs import Job, session
@@ -180,6 +181,14 @@ class NbpMagics(Magics):
             raise _usage(exc) from None
         return session().store(settings)
 
+    def announce_stale(self) -> None:
+        """Bring status lines left by an earlier kernel up to date (stale.py)."""
+        try:
+            settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
+        except ConfigError:
+            return  # a bad setting is reported by the magic that needs it
+        stale.announce(replace(settings, time_scale=self._scale()))
+
     def _scale(self) -> float:
         """The time scale these settings run at (the simulator's when no key is set)."""
         try:
@@ -225,6 +234,7 @@ class NbpMagics(Magics):
                  j.attempt, clock(render.service_elapsed(j)), short(j.request.prompt, 50)]
                 for j in jobs]
         display(HTML(render.table_html(["job", "status", "size", "attempt", "elapsed", "prompt"], rows)))
+        self.announce_stale()
 
     @magic_arguments()
     @argument("--all", action="store_true", help="every session in the ledger, not just this one")
@@ -239,6 +249,7 @@ class NbpMagics(Magics):
         display(HTML(history_html(records, self._scale())))
         if not records and not args.all:
             print("Nothing yet in this session; %nbp_history --all lists earlier sessions.")
+        self.announce_stale()
 
     @magic_arguments()
     @argument("id", help="a job id from %%nbp_history")

@@ -64,7 +64,7 @@ class Panel:
         self.settings_kwargs = dict(settings_kwargs or {})
         base = self._settings()
         self.prompt = w.Textarea(placeholder="Describe the image…",
-                                 layout=w.Layout(width="100%", height="70px"))
+                                 layout=w.Layout(width="auto", height="70px"))  # fills, margins in
         self.size = w.Dropdown(options=sizes.RESOLUTIONS, value=size, description="size")
         self.aspect = w.Dropdown(options=sizes.ASPECTS, value=aspect, description="aspect")
         self.model = w.Text(value=base.model, description="model")
@@ -87,9 +87,12 @@ class Panel:
         self.gallery = w.GridBox(layout=w.Layout(
             grid_template_columns=f"repeat(auto-fill, {THUMB + 16}px)", grid_gap="6px"))
         self.selected_info = w.HTML()
-        self.copy_prompt = w.Button(description="Copy prompt")
-        self.again = w.Button(description="Again", tooltip="the same prompt and settings once more")
-        self.upgrade = w.Button(description="Upgrade to 4K", button_style="info")
+        fit = dict(width="auto", min_width="120px")  # these say which job they started
+        self.copy_prompt = w.Button(description="Copy prompt", layout=w.Layout(**fit))
+        self.again = w.Button(description="Again", tooltip="the same prompt and settings once more",
+                              layout=w.Layout(**fit))
+        self.upgrade = w.Button(description="Upgrade to 4K", button_style="info",
+                                layout=w.Layout(**fit))
         self.selection = w.VBox([self.selected_info,
                                  w.HBox([self.copy_prompt, self.again, self.upgrade],
                                         layout=w.Layout(**WRAP))],
@@ -110,7 +113,7 @@ class Panel:
             w.HBox([self.go, self.estimate], layout=w.Layout(**WRAP)), self.message,
             self.confirm, w.HTML("<b>Jobs</b> (newest first)"), self.jobs,
             w.HTML("<b>Gallery</b> (newest first)"), self.gallery, self.selection, self.footer],
-            layout=w.Layout(max_width="100%", overflow="hidden"))
+            layout=w.Layout(max_width="100%"))
         self.widget.add_class("nbp-panel")
         self.rows: dict[str, Row] = {}
         self.tiles: dict[str, Tile] = {}  # by the job id of the image

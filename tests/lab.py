@@ -54,7 +54,9 @@ def jupyter_lab(root: Path, env: dict[str, str]):
         [os.path.join(os.path.dirname(sys.executable), "jupyter-lab"), "--no-browser",
          "--allow-root", "--ip", "127.0.0.1", f"--port={port}", f"--ServerApp.root_dir={root}",
          f"--IdentityProvider.token={TOKEN}", "--ServerApp.open_browser=False",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         # window.jupyterapp: the test switches themes and restarts kernels by command
+         "--LabApp.expose_app_in_browser=True"],
         env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=root)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -87,3 +89,26 @@ def browser_page(width: int = 1400, height: int = 1100):
             yield browser.new_page(viewport={"width": width, "height": height})
         finally:
             browser.close()
+
+
+def lab_command(page, command: str, args: dict | None = None) -> None:
+    """Run a JupyterLab command (as a menu item would), e.g. 'apputils:change-theme'."""
+    page.evaluate("([c, a]) => window.jupyterapp.commands.execute(c, a)", [command, args or {}])
+
+
+def restart_kernel(page) -> None:
+    """Restart the current notebook's kernel without the confirmation dialog."""
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+
+
+def overflowing(page, container: str) -> list[str]:
+    """Descendants of `container` that stick out to its right or past the window: what a
+    user at this width cannot see (the panel's third row was cut at 900 px)."""
+    return page.evaluate("""(selector) => {
+      const box = document.querySelector(selector).getBoundingClientRect();
+      const right = Math.min(box.right, window.innerWidth) + 1;
+      return [...document.querySelectorAll(selector + ' *')]
+        .filter(e => e.getClientRects().length && e.getBoundingClientRect().right > right)
+        .map(e => (e.className && e.className.baseVal === undefined ? e.className : e.tagName)
+                   + ': ' + (e.innerText || e.value || '').slice(0, 30));
+    }""", container)

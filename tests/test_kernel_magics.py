@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .kernel import Kernel
@@ -102,7 +104,7 @@ def test_bad_input_is_a_one_line_usage_error(kernel, cell, words):
 
 def test_history_survives_a_restart_and_marks_interrupted_jobs(kernel):
     """After a kernel restart, finished jobs are in %nbp_history --all; a job cut off by the
-    restart shows as interrupted with unknown cost."""
+    restart shows as interrupted with unknown cost, and its old status line is rewritten."""
     kernel.run("%%nbp --wait --out done_job\nkept across restarts")
     done_id = kernel.eval("done_job.id")
     kernel.sim.set_script("hang")
@@ -110,7 +112,17 @@ def test_history_survives_a_restart_and_marks_interrupted_jobs(kernel):
     lost_id = kernel.eval("lost.id")
     kernel.run("import time\nwhile lost.attempt < 1: time.sleep(0.05)")
     kernel.restart()
-    assert kernel.run("%load_ext nbp_jupyter")["status"] == "ok"
+    load = kernel.submit("%load_ext nbp_jupyter")
+    assert kernel.reply(load)["status"] == "ok"
+    # the status line the dead kernel left says 'running' forever unless we rewrite it
+    update = cell_html(kernel, load)
+    assert "Cut off when the previous kernel stopped" in update and lost_id in update
+    states = json.loads(update.split("var states = ", 1)[1].split(";\n", 1)[0])
+    assert states[lost_id]["status"] == "interrupted" and "$0.240 unknown" in states[lost_id]["text"]
+    assert "ran ≤ " in states[lost_id]["text"] and states[done_id]["status"] == "done"
+    jobs_cell = kernel.submit("%nbp_jobs")
+    kernel.reply(jobs_cell)
+    assert f'"{lost_id}"' in cell_html(kernel, jobs_cell)  # %nbp_jobs sends it again
     cell = kernel.submit("%nbp_history --all")
     kernel.reply(cell)
     kernel.drain(0.3)

@@ -67,7 +67,8 @@ def stamp_lines(prompt: str, resolution: str, width: int, height: int, attempt: 
     words = " ".join(prompt.split()[:6]) or "(empty prompt)"
     # `attempt` counts this simulator's calls with this prompt and size, across jobs: named so,
     # it cannot contradict a caption's attempts of one job
-    lines = ["SIMULATED", words[:48], f"{resolution} {width}x{height} · call {attempt} for this prompt"]
+    lines = ["SIMULATED", words[:48], f"{resolution} {width}x{height}",
+             f"call {attempt} with this prompt"]
     if note:
         lines.append(note)
     return tuple(lines)
