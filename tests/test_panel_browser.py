@@ -159,3 +159,48 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
         assert "interrupted" in text and "unknown" in text and "kernel restart" in text, text
         line.scroll_into_view_if_needed()
         shoot(page, "status-after-restart.png", docs=True)
+
+
+def test_status_lines_then_images_in_jupyterlab(tmp_path):
+    """Three jobs tick in their cells while another cell runs, then each cell shows its image
+    as an image output (width from its metadata) above its caption."""
+    require_browser()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    notebook = new_notebook(cells=[
+        new_code_cell("%load_ext nbp_jupyter"),
+        new_code_cell("%%nbp --size 4K --aspect 16:9 --out a\nA harbour at night, lanterns on the water"),
+        new_code_cell("%%nbp --size 2K -n 2 --out b\nA red kite over the moor"),
+        new_code_cell("1 + 1")],
+        metadata={"kernelspec": {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}})
+    nbformat.write(notebook, tmp_path / "look.ipynb")
+    env = {"NBP_HOME": str(tmp_path / "nbp-output"), "NBP_TIME_SCALE": "0.5",
+           "NBP_SIM_PROFILE": "ideal", "NBP_WAIT": "never"}  # the built-in simulator, no key
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "NBP_API_KEY",
+                 "NBP_PROVIDER", "NBP_BASE_URL"):
+        env[name] = ""
+    with jupyter_lab(tmp_path, env) as url, browser_page(1300, 1000) as page:
+        page.goto(f"{url}/lab/tree/look.ipynb?token={TOKEN}")
+        page.wait_for_selector(".jp-Notebook", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                               ".jp-KernelStatus", timeout=60_000)
+        time.sleep(2)
+        for index in range(4):
+            run_cell(page, index)
+        page.wait_for_function("document.querySelectorAll('.nbp-status').length == 3",
+                               timeout=30_000)
+        page.wait_for_selector(".jp-Cell >> nth=3 >> .jp-OutputArea-output:has-text('2')")
+        page.wait_for_function(  # all three ticking
+            "[...document.querySelectorAll('.nbp-status')].every(e => /elapsed/.test(e.innerText))")
+        shoot(page, "status-line.png", docs=True)
+        assert page.locator(".nbp-status").count() == 3  # the shot shows them running
+        page.wait_for_function("document.querySelectorAll('.nbp-result').length == 3",
+                               timeout=120_000)
+        page.wait_for_function("document.querySelectorAll('.jp-RenderedImage img').length == 3")
+        widths = page.eval_on_selector_all(".jp-RenderedImage img", "els => els.map(e => e.width)")
+        assert widths == [512, 512, 512], widths  # a 1024 px preview shown at half, sharp on HiDPI
+        assert page.locator(".nbp-status").count() == 0
+        captions = page.locator(".nbp-result").all_inner_texts()
+        assert "4K → 4K" in captions[0] and all("SIMULATED" in c for c in captions)
+        page.locator(".jp-Cell").nth(1).scroll_into_view_if_needed()
+        shoot(page, "results.png", docs=True)
