@@ -62,8 +62,9 @@ def update_html(store: Store, scale: float) -> str:
     states = {r["id"]: {"status": r["status"], "word": display.state_word(r["status"]),
                         "colour": display.COLOURS.get(r["status"], "#6b7280"),
                         "text": final_text(r, scale)} for r in rows}
-    # JSON in a script: '</' must not close the tag, whatever a prompt says
-    script = SCRIPT % json.dumps(states).replace("</", "<\\/")
+    # JSON in a script: no '<', '>' or '&' may reach the HTML parser, whatever a prompt says
+    payload = json.dumps(states).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    script = SCRIPT % payload
     found = [r for r in rows if r["elapsed_s"] is None and (r["finished"] or 0) >= _STARTED]
     if not found:
         return script

@@ -259,3 +259,31 @@ def test_words_that_do_not_mislead(ip, monkeypatch):
     assert "image/jpeg" in image.data and image.metadata["image/jpeg"]["width"] > 0
     assert "SIMULATED" in caption.data["text/html"]
     assert "SIMULATED" in caption.data["text/plain"] and "1K → 1K" in caption.data["text/plain"]
+
+
+def test_stale_line_script_cannot_be_broken_out_of_by_a_prompt(tmp_path):
+    """A prompt with '</script>' or '<!--' in a job of an earlier kernel stays data in the
+    script that updates its old status line (it cannot end the script or start markup)."""
+    import json
+
+    from nbp_jupyter import stale
+    from nbp_jupyter.jobs import _empty_result
+    from nbp_jupyter.store import Store
+    from nbp_jupyter.types import Request
+
+    prompt = "</script><script>alert(1)</script> <!-- & >"
+    old = Store(tmp_path, session="earlier")
+    old.begin_job("001abc", Request(prompt=prompt, size="4K"), "m")
+    plan = type("Plan", (), {"request": Request(prompt=prompt, size="4K"), "job_id": "001abc",
+                             "settings": type("S", (), {"model": "m", "provider": "sim"})()})()
+    old.finish_job(_empty_result(plan, f"failed: {prompt}"), "failed")
+    old.close()
+    now = Store(tmp_path, session="now")
+    try:
+        page = stale.update_html(now, 1.0)
+    finally:
+        now.close()
+    body = page.split("<script>", 1)[1].rsplit("</script>", 1)[0]
+    assert "<" not in body and ">" not in body.replace("=>", "") and "&" not in body
+    states = json.loads(body.split("var states = ", 1)[1].split(";\n", 1)[0])
+    assert prompt in states["001abc"]["text"] and states["001abc"]["status"] == "failed"
