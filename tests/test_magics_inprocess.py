@@ -287,3 +287,29 @@ def test_stale_line_script_cannot_be_broken_out_of_by_a_prompt(tmp_path):
     assert "<" not in body and ">" not in body.replace("=>", "") and "&" not in body
     states = json.loads(body.split("var states = ", 1)[1].split(";\n", 1)[0])
     assert prompt in states["001abc"]["text"] and states["001abc"]["status"] == "failed"
+
+
+def test_queued_only_when_really_waiting_and_the_simulator_stamp_counts_calls(home):
+    """A job not yet started says 'starting' unless the concurrency limit is full (it said
+    'queued behind other jobs' for every job); a simulated image counts calls with its prompt,
+    not 'attempts' that a caption would contradict."""
+    from dataclasses import replace
+
+    from nbp_jupyter import api, display
+    from nbp_jupyter.jobs import Job, session
+    from nbp_jupyter.sim.images import stamp_lines
+
+    request, settings, _ = api.prepare("a kite", provider="sim")
+    alone = Job("001aaa", request, settings)
+    assert display.status_text(alone, None, 1.0).startswith("1K · 0:00")
+    assert display.job_word(alone) == "starting"
+    busy = Job("002bbb", request, settings)
+    busy.status = "running"
+    session().jobs[busy.id] = busy
+    full = Job("003ccc", request, replace(settings, max_concurrency=1))
+    try:
+        assert "queued behind 1 running jobs" in display.status_text(full, None, 1.0)
+        assert display.job_word(full) == "queued"
+    finally:
+        del session().jobs[busy.id]  # never submitted: nothing for the session to wait for
+    assert not any("attempt" in line for line in stamp_lines("a kite", "1K", 1024, 1024, 3))
