@@ -5,6 +5,7 @@ restarted kernel brought up to date."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,26 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "panel"
 DOCS = ROOT / "docs"  # the README's screenshots, refreshed by this test
 WIDE, NARROW = 1400, 900
+
+
+@contextmanager
+def notebook_in_lab(folder: Path, name: str, sources: list[str], env: dict, width: int,
+                    height: int):
+    """Write a notebook of these cells, open it in JupyterLab, wait for its kernel; yields
+    the page."""
+    require_browser()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    notebook = new_notebook(cells=[new_code_cell(source) for source in sources],
+                            metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                     "display_name": "Python 3"}})
+    nbformat.write(notebook, folder / name)
+    with jupyter_lab(folder, env) as url, browser_page(width, height) as page:
+        page.goto(f"{url}/lab/tree/{name}?token={TOKEN}")
+        page.wait_for_selector(".jp-Notebook", timeout=60_000)
+        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                               ".jp-KernelStatus", timeout=60_000)
+        time.sleep(2)
+        yield page
 
 
 def run_cell(page, index: int) -> None:
@@ -34,24 +55,12 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
     """Two Generate clicks run side by side, tick, land in the gallery; a third is cancelled;
     Again and Upgrade ask past the budget and say what they started; the panel fits 900 px
     in both themes; a status line from before a kernel restart says what became of its job."""
-    require_browser()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     server = make_sim(profile="ideal", time_scale=0.6)  # a 1K image takes ~3 s
-    notebook = new_notebook(cells=[new_code_cell("%load_ext nbp_jupyter"),
-                                   new_code_cell("%nbp_panel"),
-                                   new_code_cell("%nbp_history"),
-                                   new_code_cell("%%nbp --size 4K\na lighthouse cut off by a restart")],
-                            metadata={"kernelspec": {"name": "python3", "language": "python",
-                                                     "display_name": "Python 3"}})
-    nbformat.write(notebook, tmp_path / "panel.ipynb")
     env = {"NBP_PROVIDER": "gemini", "NBP_BASE_URL": server.url, "NBP_API_KEY": "browser-key",
            "NBP_TIME_SCALE": "0.6", "NBP_HOME": str(tmp_path / "home"), "NBP_WAIT": "never"}
-    with jupyter_lab(tmp_path, env) as url, browser_page(WIDE, 1100) as page:
-        page.goto(f"{url}/lab/tree/panel.ipynb?token={TOKEN}")
-        page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                               ".jp-KernelStatus", timeout=60_000)
-        time.sleep(2)
+    cells = ["%load_ext nbp_jupyter", "%nbp_panel", "%nbp_history",
+             "%%nbp --size 4K\na lighthouse cut off by a restart"]
+    with notebook_in_lab(tmp_path, "panel.ipynb", cells, env, WIDE, 1100) as page:
         run_cell(page, 0)
         run_cell(page, 1)
         prompt = page.locator(".nbp-prompt textarea")
@@ -164,27 +173,15 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
 def test_status_lines_then_images_in_jupyterlab(tmp_path):
     """Three jobs tick in their cells while another cell runs, then each cell shows its image
     as an image output (width from its metadata) above its caption."""
-    require_browser()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    notebook = new_notebook(cells=[
-        new_code_cell("%load_ext nbp_jupyter"),
-        new_code_cell("%%nbp --size 4K --aspect 16:9 --out a\nA harbour at night, lanterns on the water"),
-        new_code_cell("%%nbp --size 2K -n 2 --out b\nA red kite over the moor"),
-        new_code_cell("1 + 1")],
-        metadata={"kernelspec": {"name": "python3", "language": "python",
-                                 "display_name": "Python 3"}})
-    nbformat.write(notebook, tmp_path / "look.ipynb")
     env = {"NBP_HOME": str(tmp_path / "nbp-output"), "NBP_TIME_SCALE": "0.5",
            "NBP_SIM_PROFILE": "ideal", "NBP_WAIT": "never"}  # the built-in simulator, no key
     for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "NBP_API_KEY",
                  "NBP_PROVIDER", "NBP_BASE_URL"):
         env[name] = ""
-    with jupyter_lab(tmp_path, env) as url, browser_page(1300, 1000) as page:
-        page.goto(f"{url}/lab/tree/look.ipynb?token={TOKEN}")
-        page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                               ".jp-KernelStatus", timeout=60_000)
-        time.sleep(2)
+    cells = ["%load_ext nbp_jupyter",
+             "%%nbp --size 4K --aspect 16:9 --out a\nA harbour at night, lanterns on the water",
+             "%%nbp --size 2K -n 2 --out b\nA red kite over the moor", "1 + 1"]
+    with notebook_in_lab(tmp_path, "look.ipynb", cells, env, 1300, 1000) as page:
         for index in range(4):
             run_cell(page, index)
         page.wait_for_function("document.querySelectorAll('.nbp-status').length == 3",
