@@ -113,7 +113,7 @@ class Panel:
             w.HBox([self.go, self.estimate], layout=w.Layout(**WRAP)), self.message,
             self.confirm, w.HTML("<b>Jobs</b> (newest first)"), self.jobs,
             w.HTML("<b>Gallery</b> (newest first)"), self.gallery, self.selection, self.footer],
-            layout=w.Layout(max_width="100%"))
+            layout=w.Layout(width="100%", max_width="100%"))
         self.widget.add_class("nbp-panel")
         self.rows: dict[str, Row] = {}
         self.tiles: dict[str, Tile] = {}  # by the job id of the image
@@ -264,7 +264,7 @@ class Panel:
 
     def _add_row(self, job: Job, settings: Settings, options: dict) -> None:
         import ipywidgets as w
-        status = w.HTML(self._row_html(job, settings))
+        status = w.HTML(self._row_html(job, settings), layout=w.Layout(min_width="0"))
         cancel = w.Button(description="Cancel", layout=w.Layout(width="80px", flex="0 0 auto"))
         cancel.add_class("nbp-cancel")
         cancel.on_click(lambda _: job.cancel())  # thread-safe; the row changes when it ends
@@ -282,7 +282,8 @@ class Panel:
             text = display.status_text(job, None, settings.time_scale,
                                        settings.provider == "sim")
         return (f'<div class="nbp-row-status" data-job="{job.id}" data-state="{job.status}" '
-                f'style="border-left:4px solid {colour}; padding-left:6px"><b style="color:'
+                f'style="border-left:4px solid {colour}; padding-left:6px; overflow-wrap:anywhere">'
+                f'<b style="color:'
                 f'{colour}">{display.job_word(job) if result is None else display.state_word(job.status)}'
                 f'</b> {job.id} '
                 f'{html.escape(short(job.request.prompt, 40))} · {html.escape(text)}</div>')
@@ -368,7 +369,8 @@ class Panel:
         tile = self._selected_tile()
         if tile is None:
             return
-        self.selected_info.value = f"<b>Selected</b> {html.escape(tile.result.caption())}"
+        self.selected_info.value = (f'<div style="overflow-wrap:anywhere"><b>Selected</b> '
+                                    f'{html.escape(tile.result.caption())}</div>')
         self.selection.layout.display = "flex"
         again = tile.started.get("again")
         self.again.disabled = again is not None

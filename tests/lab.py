@@ -48,7 +48,9 @@ def jupyter_lab(root: Path, env: dict[str, str]):
     settings = root / ".lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    env = {"JUPYTERLAB_SETTINGS_DIR": str(root / ".lab-settings"), **env}
+    # settings and the saved layout (sidebar widths, after a narrow window) stay in this test
+    env = {"JUPYTERLAB_SETTINGS_DIR": str(root / ".lab-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / ".lab-workspaces"), **env}
     log = open(root / "jupyterlab.log", "w")
     proc = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "jupyter-lab"), "--no-browser",
