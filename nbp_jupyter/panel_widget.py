@@ -303,7 +303,7 @@ class Panel:
         row.status.value = self._row_html(job, row.settings, event.result if final else None)
         if not final:
             return
-        row.cancel.layout.visibility = "hidden"  # nothing left to cancel
+        row.cancel.layout.display = "none"  # nothing left to cancel; the line gets the room
         self.results[job.id] = event.result
         if event.result.success:
             self._add_to_gallery(event.result)

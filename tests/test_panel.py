@@ -241,7 +241,7 @@ def test_clicked_button_shows_its_job_until_it_ends_and_order_is_newest_first(pa
     wait_for(lambda: not panel.again.disabled and panel.again.description == "Again")
     row = panel.jobs.children[0]
     assert again.id in row.children[1].value
-    assert row.children[0].layout.visibility == "hidden"
+    assert row.children[0].layout.display == "none"
 
 
 def test_widgets_change_on_one_thread_only(panel, monkeypatch):

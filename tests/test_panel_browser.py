@@ -4,6 +4,7 @@ restarted kernel brought up to date."""
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,8 +47,10 @@ def run_cell(page, index: int) -> None:
 
 
 def shoot(page, name: str, docs: bool = False) -> None:
+    """A screenshot in test-artifacts/; with NBP_REFRESH_SCREENSHOTS=1, the README's copy in
+    docs/ too (so an ordinary run leaves the checkout as it was)."""
     page.screenshot(path=str(ARTIFACTS / name))
-    if docs:
+    if docs and os.environ.get("NBP_REFRESH_SCREENSHOTS"):
         page.screenshot(path=str(DOCS / name))
 
 
@@ -101,7 +104,7 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
         assert page.locator(".nbp-gallery-item img").count() == 2
         page.wait_for_function(  # a finished row offers no Cancel
             "[...document.querySelectorAll('.nbp-row button.nbp-cancel')]"
-            ".every(b => getComputedStyle(b).visibility == 'hidden')")
+            ".every(b => getComputedStyle(b).display == 'none')")
 
         # select: the tile is highlighted; Upgrade names its cost
         page.locator(".nbp-gallery-item").first.locator("button.nbp-select").click()
