@@ -114,3 +114,13 @@ def overflowing(page, container: str) -> list[str]:
         .map(e => (e.className && e.className.baseVal === undefined ? e.className : e.tagName)
                    + ': ' + (e.innerText || e.value || '').slice(0, 30));
     }""", container)
+
+
+def wait_for_idle_kernel(page, timeout_ms: int = 60_000) -> None:
+    """Until the current notebook's kernel is up and idle (asked of JupyterLab itself: the
+    status indicators can exist hidden, and a hidden one never counts as shown)."""
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " const k = w && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel; return !!k && k.status === 'idle'; }",
+        timeout=timeout_ms)

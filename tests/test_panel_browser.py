@@ -13,7 +13,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from .lab import (TOKEN, browser_page, jupyter_lab, lab_command, overflowing, require_browser,
-                  restart_kernel)
+                  restart_kernel, wait_for_idle_kernel)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "panel"
@@ -35,9 +35,8 @@ def notebook_in_lab(folder: Path, name: str, sources: list[str], env: dict, widt
     with jupyter_lab(folder, env) as url, browser_page(width, height) as page:
         page.goto(f"{url}/lab/tree/{name}?token={TOKEN}")
         page.wait_for_selector(".jp-Notebook", timeout=60_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                               ".jp-KernelStatus", timeout=60_000)
-        time.sleep(2)
+        wait_for_idle_kernel(page)
+        time.sleep(1)
         yield page
 
 
@@ -163,8 +162,7 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
         page.wait_for_selector(".nbp-status[data-state='running']", timeout=30_000)
         restart_kernel(page)
         time.sleep(3)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                               timeout=60_000)
+        wait_for_idle_kernel(page)
         run_cell(page, 0)
         page.wait_for_selector(".nbp-status[data-state='interrupted']", timeout=30_000)
         text = line.inner_text()
