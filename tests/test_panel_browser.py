@@ -5,6 +5,7 @@ restarted kernel brought up to date."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +101,7 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
         page.wait_for_selector("[data-state='cancelled']", timeout=30_000)
         footer = page.locator(".nbp-footer").inner_text()
         assert "2 images" in footer and "unknown $" in footer
+        billed = re.search(r"billed \$[0-9.]+", footer).group()  # what the footer shows
         assert page.locator(".nbp-gallery-item img").count() == 2
         page.wait_for_function(  # a finished row offers no Cancel
             "[...document.querySelectorAll('.nbp-row button.nbp-cancel')]"
@@ -118,7 +120,7 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
             page.locator(button).click()
             page.wait_for_selector("button.nbp-confirm", state="visible")
             message = page.locator(".nbp-message").inner_text()
-            assert "budget" in message and "billed $0.269" in message, (button, message)
+            assert "budget" in message and billed in message, (button, message, billed)
             page.locator("button.nbp-confirm-no").click()
             page.wait_for_selector("button.nbp-confirm", state="hidden")
         assert page.locator(".nbp-row-status").count() == 3  # nothing was spent
@@ -148,11 +150,12 @@ def test_panel_in_jupyterlab(tmp_path, make_sim):
 
         # Dollar amounts in HTML outputs stay text: two of them in one element ("billed $0.269
         # · unknown $0.134") were typeset by MathJax as a formula.
+        billed = re.search(r"billed \$[0-9.]+", page.locator(".nbp-footer").inner_text()).group()
         run_cell(page, 2)
         page.wait_for_selector(".nbp-table", timeout=30_000)
         time.sleep(3)  # MathJax loads and typesets asynchronously
         summary = page.locator(".nbp-table").locator("xpath=preceding-sibling::p[1]").inner_text()
-        assert "billed $0.403" in summary, summary
+        assert billed in summary and "unknown $" in summary, (summary, billed)
         assert page.locator("mjx-container").count() == 0
 
         # a status line drawn by a kernel that is then restarted says what became of its job
