@@ -1,7 +1,7 @@
 """Notebook weight: bytes one 4K result adds to a saved .ipynb, ours vs the full image inline.
 
-Ours is exactly what %%nbp leaves in the cell (preview JPEG, long side 1024 px, plus the
-caption); the baseline is the same PNG displayed inline as image/png. Both are measured as
+Ours is exactly what %%nbp leaves in the cell (an image/jpeg output of the preview, long
+side 1024 px, and the caption); the baseline is the same PNG displayed inline as image/png. Both are measured as
 nbformat writes them.
 
     python benchmarks/notebook_weight.py
@@ -19,13 +19,11 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 import nbp_jupyter as nbp
 from nbp_jupyter import display, jobs
-from nbp_jupyter.preview import preview_jpeg
 
 
-def notebook_bytes(bundle: dict | None) -> int:
+def notebook_bytes(outputs: list[tuple[dict, dict]]) -> int:
     cell = new_code_cell("%%nbp --size 4K\nA harbour at night")
-    if bundle is not None:
-        cell.outputs = [new_output("display_data", data=bundle)]
+    cell.outputs = [new_output("display_data", data=data, metadata=meta) for data, meta in outputs]
     return len(nbformat.writes(new_notebook(cells=[cell])).encode())
 
 
@@ -36,11 +34,11 @@ def main() -> int:
                               base_url=url, api_key="bench", time_scale=1.0, home=home)
     jobs.reset_session()
     png = Path(result.image_path).read_bytes()
-    empty = notebook_bytes(None)
-    ours = notebook_bytes({"text/html": display.result_html(result, preview_jpeg(Path(result.image_path))),
-                           "text/plain": result.caption()}) - empty
-    inline = notebook_bytes({"image/png": base64.b64encode(png).decode(),
-                             "text/plain": "<image>"}) - empty
+    empty = notebook_bytes([])
+    picture, caption = display.result_outputs(result)  # what %%nbp leaves: image, caption
+    ours = notebook_bytes([picture, (caption, {})]) - empty
+    inline = notebook_bytes([({"image/png": base64.b64encode(png).decode(),
+                               "text/plain": "<image>"}, {})]) - empty
     print_table(["what", "bytes added to the .ipynb"],
                 [["full 4K PNG inline", inline], ["nbp_jupyter result (preview + caption)", ours],
                  ["full image on disk", len(png)]])

@@ -41,7 +41,9 @@ def load_ipython_extension(ipython: Any) -> None:
 
     conf = Nbp(parent=ipython)
     ipython.configurables.append(conf)
-    ipython.register_magics(NbpMagics(ipython, conf))
+    magics = NbpMagics(ipython, conf)
+    ipython.register_magics(magics)
+    magics.announce_stale()  # status lines a restarted kernel left behind say what happened
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from .jobs import Job
+from .preview import PREVIEW_LONG_SIDE, preview
+from .timefmt import clock, short
 from .types import GenerationResult
 
 COLOURS = {"queued": "#6b7280", "running": "#2563eb", "retrying": "#d97706",
@@ -27,36 +29,73 @@ NO_MATH = "tex2jax_ignore mathjax_ignore"
 def state_word(status: str) -> str:
     """A job status as people read it: 'fell back', not 'fell_back'."""
     return status.replace("_", " ")
+
+
 BOX = ("font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; "
        "padding: 4px 8px; border-left: 4px solid {colour}; margin: 2px 0;")
+PREVIEW_CSS_SHRINK = 2  # a 1024 px preview shows at 512 CSS px: sharp on HiDPI, fits a column
 
 
-def clock(seconds: float) -> str:
-    minutes, secs = divmod(max(0, int(seconds)), 60)
-    return f"{minutes}:{secs:02d}"
+def clock_label(simulated: bool, scale: float) -> str:
+    """What the times are counted in: every time we show is service time (the captions'
+    clock), which the simulator and NBP_TIME_SCALE run faster than the wall clock."""
+    if simulated:
+        return "simulated time"
+    return "" if scale == 1 else f"service time ({1 / scale:.3g}× the wall clock)"
 
 
-def status_text(job: Job, expect: tuple[float, float] | None, scale: float) -> str:
+def status_text(job: Job, expect: tuple[float, float] | None, scale: float,
+                simulated: bool = False) -> str:
     """The live line: size, attempt k of n, elapsed, what to expect, time left, how to cancel.
 
-    Times are wall-clock seconds; the service's figures are multiplied by the time scale.
+    One clock, labelled: elapsed, 'usually' and 'gives up in' are all service seconds, the
+    clock of the captions, the panel and the history.
     """
-    now = time.monotonic()
     parts = [f"{job.resolution}", f"attempt {job.attempt or 1}"
              + (f" (try {job.tries_on_rung} of {job.max_on_rung} at this size)"
                 if job.max_on_rung > 1 else ""),
-             f"{clock(job.elapsed_s)} elapsed"]
+             f"{clock(service_elapsed(job))} elapsed"]
     if job.status == "queued":
-        parts = [f"{job.resolution}", "queued behind other jobs", f"{clock(job.elapsed_s)}"]
+        words = _queued_words(job)
+        parts = [f"{job.resolution}", "" if words == "starting" else words,
+                 f"{clock(service_elapsed(job))}"]
     if expect:
-        parts.append(f"usually {clock(expect[0] * scale)}–{clock(expect[1] * scale)}")
-    if job.timeout_s and job.attempt_started:
-        left = job.timeout_s * scale - (now - job.attempt_started)
+        parts.append(f"usually {clock(expect[0])}–{clock(expect[1])}")
+    if job.timeout_s and job.attempt_started and not job.done():
+        left = job.timeout_s - (time.monotonic() - job.attempt_started) / scale
         parts.append(f"gives up this attempt in {clock(left)}")
+    parts.append(clock_label(simulated, scale))
     if job.status in ("retrying", "fell_back", "hedging") and job.events:
         parts.append(_last_reason(job))
-    parts.append(f"%nbp_cancel {job.id}")
+    if not job.done():
+        parts.append(f"%nbp_cancel {job.id}")
     return " · ".join(p for p in parts if p)
+
+
+def service_elapsed(job: Job) -> float:
+    """Seconds on the captions' clock (service time: the simulator's runs fast): the result's
+    own figure once the job ended, so %nbp_jobs, the panel and the caption agree."""
+    if job.done():
+        return job.result().elapsed_s
+    return job.elapsed_s / job._settings.time_scale
+
+
+def _queued_words(job: Job) -> str:
+    """'queued behind N jobs' only when the concurrency limit is really full; a job that is
+    just being started says so (the old words flashed for every job)."""
+    from .jobs import session
+
+    limit = job._settings.max_concurrency
+    started = [j for j in session().running() if j.status != "queued"]
+    return f"queued behind {len(started)} running jobs" if len(started) >= limit else "starting"
+
+
+def job_word(job: Job) -> str:
+    """The state word at the front of a job's line: 'starting' for a job that is not really
+    waiting for a slot."""
+    if job.status == "queued" and _queued_words(job) == "starting":
+        return "starting"
+    return state_word(job.status)
 
 
 def _last_reason(job: Job) -> str:
@@ -73,22 +112,19 @@ def _last_reason(job: Job) -> str:
 
 def status_html(job: Job, expect, scale: float, simulated: bool) -> str:
     colour = COLOURS.get(job.status, "#6b7280")
-    text = status_text(job, expect, scale)
+    text = status_text(job, expect, scale, simulated)
     tag = " · SIMULATED" if simulated else ""
     prompt = short(job.request.prompt, 60)
-    return (f'<div class="nbp-status {NO_MATH}" data-job="{job.id}" style="{BOX.format(colour=colour)}">'
-            f'<b style="color:{colour}">{html.escape(state_word(job.status))}</b> '
-            f'{html.escape(text + tag)}<br><span style="color:#6b7280">'
+    return (f'<div class="nbp-status {NO_MATH}" data-job="{job.id}" data-state="{job.status}" '
+            f'style="{BOX.format(colour=colour)}"><b style="color:{colour}">'
+            f'{html.escape(job_word(job))}</b> <span class="nbp-status-text">'
+            f'{html.escape(text + tag)}</span><br><span style="color:#6b7280">'
             f'{html.escape(prompt)}</span></div>')
 
 
-def result_html(result: GenerationResult, preview: bytes | None) -> str:
+def result_html(result: GenerationResult) -> str:
+    """The caption under a result's image (the image is an output of its own: image_output)."""
     colour = COLOURS["done" if result.success else "failed"]
-    img = ""
-    if preview:
-        data = base64.b64encode(preview).decode("ascii")
-        img = (f'<img src="data:image/jpeg;base64,{data}" style="max-width:100%" '
-               f'alt="{html.escape(short(result.prompt, 80))}"><br>')
     caption = html.escape(result.caption())
     attempts = ""
     if not result.success or len(result.attempts) > 1:
@@ -100,15 +136,50 @@ def result_html(result: GenerationResult, preview: bytes | None) -> str:
         attempts = (f"<details><summary>{len(result.attempts)} attempts</summary>"
                     f"<ul>{rows}</ul></details>")
     return (f'<div class="nbp-result {NO_MATH}" data-job="{html.escape(result.job_id)}" '
-            f'style="{BOX.format(colour=colour)}">{img}'
-            f'<span>{caption}</span>{attempts}</div>')
+            f'style="{BOX.format(colour=colour)}"><span>{caption}</span>{attempts}</div>')
 
 
-def grid_html(cells: list[str]) -> str:
-    if len(cells) == 1:
-        return cells[0]
-    inner = "".join(f'<div style="flex: 1 1 300px; min-width: 0">{c}</div>' for c in cells)
-    return f'<div class="nbp-grid {NO_MATH}" style="display:flex; flex-wrap:wrap; gap:8px">{inner}</div>'
+def image_output(path: str | Path | None, alt: str,
+                 long_side: int = PREVIEW_LONG_SIDE) -> tuple[dict, dict] | None:
+    """(data, metadata) of an `image/jpeg` output with its display width: a real image output
+    travels where HTML with a data URI does not (nbconvert to Markdown or LaTeX, Jupyter Book,
+    GitHub). None when the file is gone or unreadable. Reads the file: not for the engine's loop."""
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        jpeg, width, height = preview(Path(path), long_side)
+    except OSError:
+        return None
+    data = {"image/jpeg": base64.b64encode(jpeg).decode("ascii"), "text/plain": alt}
+    shrink = PREVIEW_CSS_SHRINK if long_side >= PREVIEW_LONG_SIDE else 1
+    return data, {"image/jpeg": {"width": width // shrink, "height": height // shrink}}
+
+
+def result_outputs(result: GenerationResult) -> tuple[tuple[dict, dict] | None, dict[str, str]]:
+    """A finished job as two outputs: (its image output or None, its caption bundle)."""
+    return (image_output(result.image_path, _alt(result)),
+            {"text/html": result_html(result), "text/plain": result.caption()})
+
+
+def result_mimebundle(result: GenerationResult) -> tuple[dict, dict]:
+    """A result as ONE output (its repr): the image with the caption as its text. Front ends
+    show the richest type of a bundle, and HTML outranks images in JupyterLab and nbconvert,
+    so a caption in HTML here would hide the image; the magics emit two outputs instead."""
+    picture, caption = result_outputs(result)
+    if picture is None:
+        return caption, {}
+    data, metadata = picture
+    return {**data, "text/plain": result.caption()}, metadata
+
+
+def _alt(result: GenerationResult) -> str:
+    """An image output's text/plain: what a text-only front end shows instead of it."""
+    return f"[image {result.resolution}: {short(result.prompt, 80)}]"
+
+
+def empty_output() -> dict:
+    """A display that shows nothing yet (the place a result's image will appear)."""
+    return {"text/html": "", "text/plain": ""}
 
 
 def table_html(headers: list[str], rows: list[list[str]], raw_columns: set[int] = frozenset()) -> str:
@@ -123,14 +194,8 @@ def table_html(headers: list[str], rows: list[list[str]], raw_columns: set[int] 
 def thumbnail_html(path: str | None, side: int = 96) -> str:
     if not path or not Path(path).is_file():
         return ""
-    from .preview import preview_jpeg
     try:
-        data = base64.b64encode(preview_jpeg(Path(path), side)).decode("ascii")
+        data = base64.b64encode(preview(Path(path), side)[0]).decode("ascii")
     except OSError:
         return ""
     return f'<img src="data:image/jpeg;base64,{data}" style="max-height:{side}px">'
-
-
-def short(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

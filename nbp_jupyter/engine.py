@@ -212,7 +212,8 @@ class Engine:
             simulated=settings.provider == "sim" or bool(delivered and delivered.simulated),
             prompt=request.prompt, job_id=plan.job_id,
             silent_downgrade=bool(delivered and delivered.silent))
-        store.finish_job(result, status)
+        # off the loop (it times other jobs' attempts), and written even if a cancel lands now
+        await _finish_anyway(asyncio.to_thread(store.finish_job, result, status))
         emit(Finished(plan.job_id, result))
         return result
 
@@ -315,7 +316,7 @@ class Engine:
                               elapsed_s=(time.monotonic() - began) / scale, billed="unknown",
                               cost_usd=0.0, detail=self._cancelled_detail(run))
             run.attempts.append(attempt)
-            store.end_attempt(plan.job_id, attempt)
+            await _finish_anyway(asyncio.to_thread(store.end_attempt, plan.job_id, attempt))
             raise
         run.attempts.append(attempt)  # its ledger row was written with the image (keep)
         run.history.append(pol.Past(decision.rung, "ok", started, attempt.elapsed_s,

@@ -1,20 +1,21 @@
 """What a click will cost and how long it will take, before it is made.
 
-Expected calls per delivered image = 1 / success rate (FACTS.md: 100 images at 4K / 50 %
-is about 200 calls). The rate is what this machine has seen for the model and size once it
-has MIN_ATTEMPTS attempts, the published figure before that.
+Expected calls per delivered image = 1 / success rate (docs/facts.md "Latency and success":
+100 images at 4K / 50 % is about 200 calls). The rate is what this machine has seen for the
+model and size once it has MIN_ATTEMPTS attempts, the published figure before that.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import pricing
+from . import facts, pricing
 from .records import expected_latency
 from .store import Store
+from .timefmt import clock
 
-PUBLISHED_SUCCESS = {"1K": 0.95, "2K": 0.85, "4K": 0.50}  # [seed] typical success per call
-MIN_ATTEMPTS = 10
+PUBLISHED_SUCCESS = facts.TYPICAL_SUCCESS  # docs/facts.md "Latency and success"
+MIN_ATTEMPTS = facts.MIN_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,8 @@ class Estimate:
 
     def line(self) -> str:
         source = "seen here" if self.from_history else "published"
-        minutes, secs = divmod(int(self.seconds), 60)
         return (f"{self.images} image{'s' if self.images != 1 else ''}: ~${self.cost_usd:.2f}, "
-                f"~{minutes}:{secs:02d} each, ~{self.calls_per_image:.1f} calls per image "
+                f"~{clock(self.seconds)} each, ~{self.calls_per_image:.1f} calls per image "
                 f"(success {self.success_rate:.0%}, {source})")
 
 
@@ -46,9 +46,11 @@ def estimate(store: Store, model: str, size: str, images: int) -> Estimate:
                     seconds=p50 * calls)
 
 
-def budget_warning(budget: float | None, spent: float, est: Estimate) -> str | None:
-    """A sentence when this click would take spending past the budget, else None."""
-    if budget is None or spent + est.cost_usd <= budget:
+def budget_warning(budget: float | None, billed: float, unknown: float,
+                   est: Estimate) -> str | None:
+    """A sentence when this click could take spending past the budget, else None. Spending
+    is what the panel's footer shows: billed, plus unknown (calls that may have been billed)."""
+    if budget is None or billed + unknown + est.cost_usd <= budget:
         return None
-    return (f"This click may cost ~${est.cost_usd:.2f}; with ${spent:.2f} spent it would pass "
-            f"your ${budget:.2f} budget.")
+    return (f"This click may cost ~${est.cost_usd:.2f}; this session has billed ${billed:.3f}"
+            f" and up to ${unknown:.3f} unknown, so it would pass your ${budget:.2f} budget.")

@@ -1,25 +1,23 @@
-"""A live display in the cell that started the jobs, updated from the background loop.
+"""A live display in the cell that started the jobs, updated in the background.
 
-The display handle is created in the cell (`display(..., display_id=True)`), so every
+Each job owns two displays, created in the cell (`display(..., display_id=True)`), so every
 update lands in that cell whatever runs later: front ends apply `update_display_data` by
-display id (FACTS.md "Notebook plumbing"). The background only calls `handle.update()`,
-about once a second and once more when the last job ends.
+display id (docs/facts.md "Notebook plumbing"). The first will hold the result's preview as
+an `image/jpeg` output, which travels into Markdown, LaTeX and GitHub where HTML with a data
+URI does not; the second holds the status line, then the caption. Updates run on the UI
+thread (ui.py), about once a second and at once when a job ends.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from pathlib import Path
 
 from . import display as render
+from . import ui
 from .config import Settings
 from .events import Finished
 from .jobs import Job, session
-from .preview import preview_jpeg
 from .records import expected_latency
-
-TICK_S = 1.0  # never more than one update a second, as the status-line promise says
 
 
 class LiveView:
@@ -28,27 +26,31 @@ class LiveView:
 
         self.jobs = jobs
         self.settings = settings
-        self._final: dict[str, str] = {}
+        self._final: dict[str, tuple] = {}  # job id -> (image output or None, caption bundle)
+        self._shown: set[str] = set()  # jobs whose final state was sent
         self._lock = threading.Lock()
         self._store = session().store(settings)
         self._expect: dict[str, tuple[float, float]] = {}  # by size: jobs fall back
-        self.handle = display(self.bundle(), raw=True, display_id=True)
-        self.ticker = asyncio.run_coroutine_threadsafe(self._tick(), session().loop)
+        self.handles = []
+        for job in jobs:
+            image = display(render.empty_output(), raw=True, display_id=True)
+            text = display(self.status_bundle(job), raw=True, display_id=True)
+            self.handles.append((image, text))
+        self.ticker = ui.Ticker(session().loop, self.refresh)
+        for job in jobs:
+            job.add_listener(self._on_event)
 
-    def bundle(self) -> dict[str, str]:
-        cells, lines = [], []
-        for job in self.jobs:
-            final = self._final.get(job.id)
-            if final is not None:
-                cells.append(final)
-                lines.append(job.result().caption())
-            else:
-                expect = self.expected(job.resolution)
-                cells.append(render.status_html(job, expect, self.settings.time_scale,
-                                                self.settings.provider == "sim"))
-                lines.append(f"[{job.status}] " + render.status_text(
-                    job, expect, self.settings.time_scale))
-        return {"text/html": render.grid_html(cells), "text/plain": "\n".join(lines)}
+    def _on_event(self, job: Job, event) -> None:
+        """On the engine's loop: only a wake-up; the drawing happens on the UI thread."""
+        if isinstance(event, Finished):
+            self.ticker.wake()
+
+    def status_bundle(self, job: Job) -> dict[str, str]:
+        expect = self.expected(job.resolution)
+        simulated = self.settings.provider == "sim"
+        return {"text/html": render.status_html(job, expect, self.settings.time_scale, simulated),
+                "text/plain": f"[{job.status}] " + render.status_text(
+                    job, expect, self.settings.time_scale, simulated)}
 
     def expected(self, resolution: str) -> tuple[float, float]:
         """P50-P95 for the size under way now (after a fallback, the smaller one's)."""
@@ -57,48 +59,32 @@ class LiveView:
                                                         resolution)
         return self._expect[resolution]
 
-    def refresh(self) -> bool:
-        """Render newly finished jobs, send the display, and say whether all are done.
+    def refresh(self, resend: bool = False) -> bool:
+        """Send what changed (every display with `resend`) and say whether all jobs are done.
 
-        Runs off the kernel's thread (previews take tens of ms). Once every job is shown
+        Runs on the UI thread (previews take tens of ms), or on the kernel's thread for a
+        resend. A finished job's image is sent once, not every tick. Once every job is shown
         in its final state the rendered previews are let go: a long session would otherwise
-        hold ~100 KB per image for its whole life; a later resend renders them again from disk.
+        hold ~100 KB per image for its whole life; a resend renders them again from disk.
         """
         with self._lock:
-            for job in self.jobs:
-                if job.done() and job.id not in self._final:
-                    self._final[job.id] = self._render(job)
-            if self.handle is not None:
-                self.handle.update(self.bundle(), raw=True)
-            finished = all(job.id in self._final for job in self.jobs)
+            for job, (image, text) in zip(self.jobs, self.handles):
+                if job.id in self._shown and not resend:
+                    continue
+                if not job.done():
+                    text.update(self.status_bundle(job), raw=True)
+                    continue
+                if job.id not in self._final:
+                    self._final[job.id] = render.result_outputs(job.result())
+                picture, caption = self._final[job.id]
+                if picture is not None:
+                    image.update(picture[0], metadata=picture[1], raw=True)
+                text.update(caption, raw=True)
+                self._shown.add(job.id)
+            finished = len(self._shown) == len(self.jobs)
             if finished:
                 self._final.clear()
             return finished
-
-    @staticmethod
-    def _render(job: Job) -> str:
-        result = job.result()
-        preview = None
-        if result.image_path and Path(result.image_path).is_file():
-            preview = preview_jpeg(Path(result.image_path))
-        return render.result_html(result, preview)
-
-    async def _tick(self) -> None:
-        wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def on_event(job: Job, event) -> None:
-            if isinstance(event, Finished):
-                loop.call_soon_threadsafe(wake.set)
-
-        for job in self.jobs:
-            job.add_listener(on_event)
-        while not await asyncio.to_thread(self.refresh):
-            wake.clear()
-            try:
-                await asyncio.wait_for(wake.wait(), TICK_S)
-            except asyncio.TimeoutError:
-                pass
 
 
 _views: dict[str, LiveView] = {}
@@ -122,4 +108,4 @@ def resend(jobs: list[Job]) -> None:
     later cell runs and the message names that later cell as parent: this is that update.
     """
     for view in {id(v): v for v in (view_for(j.id) for j in jobs) if v}.values():
-        view.refresh()
+        view.refresh(resend=True)

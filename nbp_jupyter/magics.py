@@ -5,24 +5,25 @@ Every user mistake becomes a one-line UsageError before anything is sent.
 
 from __future__ import annotations
 
-import html
 import os
 import string
 import time
+from dataclasses import replace
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import HTML, display
 from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config import Configurable
 
-from . import api, live
+from . import api, live, stale
 from . import display as render
 from .errors import ConfigError
 from .jobs import Job, session
 from .policy import build_ladder, other_providers, trim_ladder
-from .records import load_history
+from .records import load_history, ran_for_text, result_from_record
+from .timefmt import clock, short
 
 WAIT_MODES = ("auto", "always", "never")
 
@@ -101,6 +102,7 @@ class NbpMagics(Magics):
     @argument("--interpolate", action="store_true",
               help="expand {name} in the prompt from your variables (off: braces and $ are text)")
     @argument("words", nargs="*", help="the prompt, for one-line use: %%nbp a red fox")
+    @no_var_expand  # the line form keeps {name} and $ as text too, as the cell form does
     @line_cell_magic
     def nbp(self, line: str, cell: str | None = None):
         """Generate an image from the cell body (the prompt), in the background.
@@ -179,6 +181,21 @@ class NbpMagics(Magics):
             raise _usage(exc) from None
         return session().store(settings)
 
+    def announce_stale(self) -> None:
+        """Bring status lines left by an earlier kernel up to date (stale.py)."""
+        try:
+            settings = api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"})
+        except ConfigError:
+            return  # a bad setting is reported by the magic that needs it
+        stale.announce(replace(settings, time_scale=self._scale()))
+
+    def _scale(self) -> float:
+        """The time scale these settings run at (the simulator's when no key is set)."""
+        try:
+            return api.config.resolve(**self.conf.settings_kwargs()).time_scale
+        except ConfigError:
+            return api.config.resolve(**{**self.conf.settings_kwargs(), "provider": "sim"}).time_scale
+
     def _jobs(self, ids: list[str]) -> list[Job]:
         known = session().jobs
         missing = [i for i in ids if i not in known]
@@ -214,9 +231,10 @@ class NbpMagics(Magics):
         """The jobs of this session, running first, with elapsed time."""
         jobs = sorted(session().jobs.values(), key=lambda j: (j.done(), -j.submitted))
         rows = [[j.id, j.status, j.request.size + (f" → {j.resolution}" if j.resolution != j.request.size else ""),
-                 j.attempt, render.clock(j.elapsed_s), render.short(j.request.prompt, 50)]
+                 j.attempt, clock(render.service_elapsed(j)), short(j.request.prompt, 50)]
                 for j in jobs]
         display(HTML(render.table_html(["job", "status", "size", "attempt", "elapsed", "prompt"], rows)))
+        self.announce_stale()
 
     @magic_arguments()
     @argument("--all", action="store_true", help="every session in the ledger, not just this one")
@@ -228,7 +246,10 @@ class NbpMagics(Magics):
         store = self._ledger()
         records = load_history(store, limit=args.limit,
                                session=None if args.all else store.session)
-        display(HTML(history_html(records)))
+        display(HTML(history_html(records, self._scale())))
+        if not records and not args.all:
+            print("Nothing yet in this session; %nbp_history --all lists earlier sessions.")
+        self.announce_stale()
 
     @magic_arguments()
     @argument("id", help="a job id from %%nbp_history")
@@ -243,9 +264,11 @@ class NbpMagics(Magics):
         path = row.get("image_path")
         if not path or not os.path.isfile(path):
             raise UsageError(f"job {args.id} has no image on disk ({row['status']})")
-        thumb = render.thumbnail_html(path, 1024)
-        display(HTML(f"{thumb}<br>{html.escape(row['prompt'])} · {row['resolution']} · "
-                     f"{html.escape(path)}"))
+        row["attempts"] = store.attempts(args.id)
+        picture, caption = render.result_outputs(result_from_record(row))
+        if picture is not None:
+            display(picture[0], metadata=picture[1], raw=True)
+        display(caption, raw=True)
 
     @magic_arguments()
     @argument("--budget", type=float,
@@ -270,7 +293,10 @@ class NbpMagics(Magics):
             settings = api.config.resolve(**self.conf.settings_kwargs())
         except ConfigError as exc:
             raise _usage(exc) from None
-        rows = [[k, v] for k, v in settings.describe().items()]
+        described = settings.describe()
+        if settings.provider == "sim":  # its built-in key is no key of the user's
+            described["api_key"] = "simulator, no key needed"
+        rows = [[k, v] for k, v in described.items()]
         fallback = self.conf.fallback_option()
         rows.append(["fallback", {True: "every smaller size", False: "none"}.get(fallback, fallback)])
         rows.append(["hedge", self.conf.hedge])
@@ -278,14 +304,14 @@ class NbpMagics(Magics):
         display(HTML(render.table_html(["setting", "value"], rows)))
 
 
-def history_html(records) -> str:
+def history_html(records, scale: float = 1.0) -> str:
     rows = []
     for r in records:
         when = time.strftime("%m-%d %H:%M", time.localtime(r["created"]))
         got = r["resolution"] or "—"
         unknown = f" (+{r['cost_unknown_usd']:.3f}?)" if r["cost_unknown_usd"] else ""
-        rows.append([r["id"], when, render.short(r["prompt"], 50), f"{r['requested']} → {got}",
-                     len(r["attempts"]), render.clock(r["elapsed_s"] or 0),
+        rows.append([r["id"], when, short(r["prompt"], 50), f"{r['requested']} → {got}",
+                     len(r["attempts"]), ran_for_text(r, scale),
                      f"${r['cost_usd'] or 0:.3f}{unknown}", r["status"],
                      render.thumbnail_html(r["image_path"])])
     totals = records.totals()

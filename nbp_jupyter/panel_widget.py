@@ -1,16 +1,18 @@
 """An ipywidgets panel for exploring prompts by clicking: `%nbp_panel` or `nbp_jupyter.panel()`.
 
-Widgets are built once; afterwards only their values change (tqdm's habit), from the
-background loop as job events arrive and from a one-second ticker for elapsed times.
+Widgets are built once; afterwards only their values change (tqdm's habit). Every change
+happens on the UI thread (ui.py): a click on the kernel's thread and a job event on the
+engine's loop only hand work over, so the ledger queries and previews a change needs never
+stall the loop that times HTTP attempts, and two threads never change one widget.
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import api, display, sizes
+from . import api, display, sizes, ui
 from .config import Settings
 from .errors import ConfigError
 from .estimate import budget_warning, estimate
@@ -19,11 +21,35 @@ from .jobs import Job, session
 from .policy import trim_ladder
 from .preview import preview_jpeg
 from .records import load_history
+from .timefmt import short
 from .types import GenerationResult
 
-TICK_S = 1.0
 THUMB = 256
 PROVIDERS = ("(default)", "sim", "gemini", "openai")
+WRAP = dict(flex_flow="row wrap", align_items="center")  # rows of controls wrap in narrow notebooks
+SELECTED_BORDER, PLAIN_BORDER = "3px solid #2563eb", "3px solid transparent"
+
+
+@dataclass
+class Row:
+    """One job in the job list: its widgets and what it was asked with (for 'Again')."""
+
+    job: Job
+    status: object
+    cancel: object
+    settings: Settings
+    options: dict
+    count: int = 1
+
+
+@dataclass
+class Tile:
+    """One image in the gallery, with the paid clicks started from it (kind -> job)."""
+
+    result: GenerationResult
+    box: object
+    pick: object
+    started: dict = field(default_factory=dict)
 
 
 class Panel:
@@ -38,7 +64,7 @@ class Panel:
         self.settings_kwargs = dict(settings_kwargs or {})
         base = self._settings()
         self.prompt = w.Textarea(placeholder="Describe the image…",
-                                 layout=w.Layout(width="100%", height="70px"))
+                                 layout=w.Layout(width="auto", height="70px"))  # fills, margins in
         self.size = w.Dropdown(options=sizes.RESOLUTIONS, value=size, description="size")
         self.aspect = w.Dropdown(options=sizes.ASPECTS, value=aspect, description="aspect")
         self.model = w.Text(value=base.model, description="model")
@@ -59,42 +85,52 @@ class Panel:
                               layout=w.Layout(display="none"))
         self.jobs = w.VBox()
         self.gallery = w.GridBox(layout=w.Layout(
-            grid_template_columns=f"repeat(auto-fill, {THUMB + 10}px)", grid_gap="6px"))
+            grid_template_columns=f"repeat(auto-fill, {THUMB + 16}px)", grid_gap="6px"))
         self.selected_info = w.HTML()
-        self.copy_prompt = w.Button(description="Copy prompt")
-        self.again = w.Button(description="Again")
-        self.upgrade = w.Button(description="Upgrade to 4K", button_style="info")
-        self.selection = w.VBox([self.selected_info, w.HBox([self.copy_prompt, self.again,
-                                                             self.upgrade])],
+        fit = dict(width="auto", min_width="120px")  # these say which job they started
+        self.copy_prompt = w.Button(description="Copy prompt", layout=w.Layout(**fit))
+        self.again = w.Button(description="Again", tooltip="the same prompt and settings once more",
+                              layout=w.Layout(**fit))
+        self.upgrade = w.Button(description="Upgrade to 4K", button_style="info",
+                                layout=w.Layout(**fit))
+        self.selection = w.VBox([self.selected_info,
+                                 w.HBox([self.copy_prompt, self.again, self.upgrade],
+                                        layout=w.Layout(**WRAP))],
                                 layout=w.Layout(display="none"))
         self.footer = w.HTML()
         for widget, name in ((self.go, "nbp-generate"), (self.prompt, "nbp-prompt"),
                              (self.jobs, "nbp-jobs"), (self.gallery, "nbp-gallery"),
                              (self.footer, "nbp-footer"), (self.confirm_yes, "nbp-confirm"),
-                             (self.estimate, "nbp-estimate"), (self.message, "nbp-message")):
+                             (self.confirm_no, "nbp-confirm-no"), (self.budget, "nbp-budget"),
+                             (self.estimate, "nbp-estimate"), (self.message, "nbp-message"),
+                             (self.again, "nbp-again"), (self.upgrade, "nbp-upgrade"),
+                             (self.copy_prompt, "nbp-copy"), (self.selection, "nbp-selection")):
             widget.add_class(name)
         self.widget = w.VBox([
-            self.prompt, w.HBox([self.size, self.aspect, self.count]),
-            w.HBox([self.provider, self.model]),
-            w.HBox([self.fallback, self.hedge, self.budget]),
-            w.HBox([self.go, self.estimate]), self.message, self.confirm,
-            w.HTML("<b>Jobs</b>"), self.jobs, w.HTML("<b>Gallery</b>"), self.gallery,
-            self.selection, self.footer])
-        self.rows: dict[str, tuple] = {}  # job id -> (job, status, cancel, settings, options)
+            self.prompt, w.HBox([self.size, self.aspect, self.count], layout=w.Layout(**WRAP)),
+            w.HBox([self.provider, self.model], layout=w.Layout(**WRAP)),
+            w.HBox([self.fallback, self.hedge, self.budget], layout=w.Layout(**WRAP)),
+            w.HBox([self.go, self.estimate], layout=w.Layout(**WRAP)), self.message,
+            self.confirm, w.HTML("<b>Jobs</b> (newest first)"), self.jobs,
+            w.HTML("<b>Gallery</b> (newest first)"), self.gallery, self.selection, self.footer],
+            layout=w.Layout(width="100%", max_width="100%"))
+        self.widget.add_class("nbp-panel")
+        self.rows: dict[str, Row] = {}
+        self.tiles: dict[str, Tile] = {}  # by the job id of the image
         self.results: dict[str, GenerationResult] = {}
         self.selected: GenerationResult | None = None
-        self._pending: dict | None = None
-        self.go.on_click(lambda _: self.click())
-        self.confirm_yes.on_click(lambda _: self._confirmed(True))
-        self.confirm_no.on_click(lambda _: self._confirmed(False))
-        self.copy_prompt.on_click(lambda _: self._copy())
-        self.again.on_click(lambda _: self._resubmit(None))
-        self.upgrade.on_click(lambda _: self._resubmit("4K"))
+        self._pending: tuple | None = None  # a paid click waiting for "Spend anyway"
+        self._ticking = False  # only read and written on the UI thread
+        # Clicks and edits arrive on the kernel's thread: they only hand work to the UI thread.
+        self.go.on_click(lambda _: ui.call(self.click))
+        self.confirm_yes.on_click(lambda _: ui.call(self._confirmed, True))
+        self.confirm_no.on_click(lambda _: ui.call(self._confirmed, False))
+        self.copy_prompt.on_click(lambda _: ui.call(self._copy))
+        self.again.on_click(lambda _: ui.call(self.again_click))
+        self.upgrade.on_click(lambda _: ui.call(self.upgrade_click))
         for widget in (self.size, self.model, self.count, self.provider, self.budget):
-            widget.observe(lambda _: self.refresh_estimate(), names="value")
-        self.refresh_estimate()
-        self.refresh_footer()
-        self._ticker: asyncio.Task | None = None  # only touched on the background loop
+            widget.observe(lambda _: ui.call(self.refresh_estimate), names="value")
+        ui.call(self._refresh_all).result(30)
 
     # ----- what the widgets ask for -------------------------------------------------------
     def _settings(self, provider: str | None = None, model: str | None = None) -> Settings:
@@ -116,15 +152,26 @@ class Panel:
         opts.update(override)
         return opts
 
-    def spent(self) -> float:
+    def spent(self) -> tuple[float, float]:
+        """(billed, unknown) dollars of this session, as the footer shows them."""
+        totals = self._totals()
+        return totals["cost_usd"], totals["cost_unknown_usd"]
+
+    def _totals(self) -> dict:
         store = session().store(self._settings())
-        return sum((r["cost_usd"] or 0) + (r["cost_unknown_usd"] or 0)
-                   for r in store.jobs(session=store.session))
+        return load_history(store, session=store.session).totals()
+
+    def _estimate_for(self, options: dict, count: int):
+        settings = self._settings(options.get("provider"), options.get("model"))
+        return estimate(session().store(settings), settings.model, options["size"], count)
 
     def current_estimate(self):
-        settings = self._settings(self.provider.value, self.model.value.strip() or None)
-        return estimate(session().store(settings), settings.model, self.size.value,
-                        self.count.value)
+        return self._estimate_for(self._options(), self.count.value)
+
+    # ----- on the UI thread from here on ---------------------------------------------------
+    def _refresh_all(self) -> None:
+        self.refresh_estimate()
+        self.refresh_footer()
 
     def refresh_estimate(self) -> None:
         try:
@@ -133,43 +180,69 @@ class Panel:
             self.estimate.value = f'<span style="color:#dc2626">{html.escape(exc.one_line())}</span>'
 
     def refresh_footer(self) -> None:
-        store = session().store(self._settings())
-        totals = load_history(store, session=store.session).totals()
+        totals = self._totals()
         self.footer.value = html.escape(
             f"This session: {totals['images']} images, {totals['attempts']} attempts, billed "
             f"${totals['cost_usd']:.3f}, unknown ${totals['cost_unknown_usd']:.3f}")
 
-    # ----- clicking -------------------------------------------------------------------------
+    # ----- the paid clicks: Generate, Again, Upgrade, all through one guard ----------------
     def click(self) -> list[Job]:
-        """Generate, unless the click would pass the budget: then ask first."""
-        self.message.value = ""
-        options = self._options()
-        try:
-            est = self.current_estimate()
-        except ConfigError as exc:
-            self.message.value = html.escape(exc.one_line())
+        """Generate (from the form), unless it would pass the budget: then ask first."""
+        return self._spend(self.prompt.value, self._options(), self.count.value, None)
+
+    def again_click(self) -> list[Job]:
+        """The selected image's prompt and settings once more (through the budget guard)."""
+        tile = self._selected_tile()
+        if tile is None or "again" in tile.started:  # a quick second click pays nothing
             return []
-        warning = budget_warning(self.budget.value or None, self.spent(), est)
+        row = self.rows.get(tile.result.job_id)
+        options = dict(row.options) if row else self._options(size=tile.result.requested)
+        return self._spend(tile.result.prompt, options, 1, (tile, "again"))
+
+    def upgrade_click(self) -> list[Job]:
+        """The selected image's prompt at 4K (offered only below 4K; through the guard)."""
+        tile = self._selected_tile()
+        if tile is None or "upgrade" in tile.started or not self._can_upgrade(tile.result):
+            return []
+        return self._spend(tile.result.prompt, self._upgrade_options(tile), 1, (tile, "upgrade"))
+
+    def _upgrade_options(self, tile: Tile) -> dict:
+        """The image's own settings (the form's, for an image of another session) at 4K."""
+        row = self.rows.get(tile.result.job_id)
+        options = dict(row.options) if row else self._options()
+        options["size"] = "4K"
+        options["fallback"] = trim_ladder("4K", self.ladder) if options.get("fallback") else False
+        return options
+
+    def _spend(self, prompt: str, options: dict, count: int, source) -> list[Job]:
+        """The one way money is spent from the panel: check the budget, then submit."""
+        self.message.value = ""
+        try:
+            est = self._estimate_for(options, count)
+        except ConfigError as exc:
+            self.message.value = _error(exc.one_line())
+            return []
+        billed, unknown = self.spent()
+        warning = budget_warning(self.budget.value or None, billed, unknown, est)
         if warning:
-            self._pending = {"prompt": self.prompt.value, "options": options,
-                             "count": self.count.value}
+            self._pending = (prompt, options, count, source)
             self.message.value = html.escape(warning + " Spend anyway?")
             self.confirm.layout.display = "flex"
             return []
-        return self.submit(self.prompt.value, options, self.count.value)
+        return self.submit(prompt, options, count, source)
 
-    def _confirmed(self, yes: bool) -> None:
+    def _confirmed(self, yes: bool) -> list[Job]:
         pending, self._pending = self._pending, None
         self.confirm.layout.display = "none"
         self.message.value = ""
-        if yes and pending:
-            self.submit(pending["prompt"], pending["options"], pending["count"])
+        return self.submit(*pending) if yes and pending else []
 
-    def submit(self, prompt: str, options: dict, count: int = 1) -> list[Job]:
+    def submit(self, prompt: str, options: dict, count: int = 1, source=None) -> list[Job]:
+        """Start the jobs (no budget check: callers go through _spend)."""
         try:
             request, settings, policy = api.prepare(prompt, **options)
         except ConfigError as exc:
-            self.message.value = f'<span style="color:#dc2626">{html.escape(exc.one_line())}</span>'
+            self.message.value = _error(exc.one_line())
             return []
         jobs = []
         for _ in range(count):
@@ -177,97 +250,150 @@ class Panel:
             self._add_row(job, settings, options)
             job.add_listener(self._on_event)
             jobs.append(job)
-        session().loop.call_soon_threadsafe(self._ensure_ticker)
+        ids = ", ".join(job.id for job in jobs)
+        if source is None:
+            self.message.value = html.escape(f"Started {ids}: at the top of the job list.")
+        else:  # the button clicked says so, and waits for its job before it can be paid again
+            tile, kind = source
+            tile.started[kind] = jobs[0]
+            self._show_selection()
+        if not self._ticking:
+            self._ticking = True
+            ui.Ticker(session().loop, self._tick)
         return jobs
 
     def _add_row(self, job: Job, settings: Settings, options: dict) -> None:
         import ipywidgets as w
-        status = w.HTML(self._row_html(job, settings))
+        status = w.HTML(self._row_html(job, settings), layout=w.Layout(min_width="0"))
         cancel = w.Button(description="Cancel", layout=w.Layout(width="80px", flex="0 0 auto"))
         cancel.add_class("nbp-cancel")
-        cancel.on_click(lambda _: job.cancel())
+        cancel.on_click(lambda _: job.cancel())  # thread-safe; the row changes when it ends
         row = w.HBox([cancel, status])
         row.add_class("nbp-row")
-        self.rows[job.id] = (job, status, cancel, settings, options)
+        self.rows[job.id] = Row(job, status, cancel, settings, options)
         self.jobs.children = (row, *self.jobs.children)
 
     def _row_html(self, job: Job, settings: Settings,
                   result: GenerationResult | None = None) -> str:
         colour = display.COLOURS.get(job.status, "#6b7280")
-        result = result or (job.result() if job.done() else None)
-        if result is not None:  # listeners hear Finished just before job.done() turns true
+        if result is not None:
             text = result.caption()
         else:
-            text = display.status_text(job, None, settings.time_scale)
-        return (f'<div class="nbp-row-status" data-state="{job.status}" style="border-left:4px '
-                f'solid {colour}; padding-left:6px"><b style="color:{colour}">'
-                f'{display.state_word(job.status)}</b> '
-                f'{html.escape(display.short(job.request.prompt, 40))} · {html.escape(text)}</div>')
+            text = display.status_text(job, None, settings.time_scale,
+                                       settings.provider == "sim")
+        return (f'<div class="nbp-row-status" data-job="{job.id}" data-state="{job.status}" '
+                f'style="border-left:4px solid {colour}; padding-left:6px; overflow-wrap:anywhere">'
+                f'<b style="color:'
+                f'{colour}">{display.job_word(job) if result is None else display.state_word(job.status)}'
+                f'</b> {job.id} '
+                f'{html.escape(short(job.request.prompt, 40))} · {html.escape(text)}</div>')
 
-    # ----- from the background loop ---------------------------------------------------------
+    # ----- job events: handed over from the engine's loop ----------------------------------
     def _on_event(self, job: Job, event) -> None:
-        entry = self.rows.get(job.id)
-        if entry is None:
-            return
-        _, status, cancel, settings, _ = entry
-        final = event.result if isinstance(event, Finished) else None
-        status.value = self._row_html(job, settings, final)
-        if isinstance(event, Finished):
-            cancel.disabled = True
-            self.results[job.id] = event.result
-            if event.result.success:
-                self._add_to_gallery(event.result)
-            self.refresh_footer()
-            self.refresh_estimate()
+        """On the engine's loop: nothing here but the hand-over."""
+        ui.call(self._apply, job, event)
 
+    def _apply(self, job: Job, event) -> None:
+        row = self.rows.get(job.id)
+        if row is None:
+            return
+        final = isinstance(event, Finished)
+        if final and job.id in self.results:
+            return  # told twice that it ended: one row, one tile
+        row.status.value = self._row_html(job, row.settings, event.result if final else None)
+        if not final:
+            return
+        row.cancel.layout.display = "none"  # nothing left to cancel; the line gets the room
+        self.results[job.id] = event.result
+        if event.result.success:
+            self._add_to_gallery(event.result)
+        for tile in self.tiles.values():  # a button waiting for this job is free again
+            for kind, started in list(tile.started.items()):
+                if started.id == job.id:
+                    del tile.started[kind]
+        self._show_selection()
+        self.refresh_footer()
+        self.refresh_estimate()
+
+    def _tick(self) -> bool:
+        """Elapsed times, about once a second while any job runs; True when none does."""
+        running = [row for row in self.rows.values() if not row.job.done()]
+        for row in running:
+            row.status.value = self._row_html(row.job, row.settings)
+        self._ticking = bool(running)
+        return not running
+
+    # ----- the gallery ---------------------------------------------------------------------
     def _add_to_gallery(self, result: GenerationResult) -> None:
         import ipywidgets as w
         thumb = preview_jpeg(Path(result.image_path), THUMB)
         image = w.Image(value=thumb, format="jpeg", layout=w.Layout(max_width=f"{THUMB}px"))
         caption = w.HTML(f'<div style="font-size:11px; width:{THUMB}px">'
-                         f'{html.escape(display.short(result.prompt, 60))}<br>'
+                         f'{html.escape(result.job_id)} '
+                         f'{html.escape(short(result.prompt, 60))}<br>'
                          f'{html.escape(result.requested)} → {html.escape(result.resolution or "")}'
                          f' · ${result.cost_usd:.3f}{" · SIMULATED" if result.simulated else ""}</div>')
         pick = w.Button(description="Select", layout=w.Layout(width=f"{THUMB}px"))
-        pick.on_click(lambda _: self.select(result))
-        item = w.VBox([image, caption, pick])
-        item.add_class("nbp-gallery-item")
-        self.gallery.children = (*self.gallery.children, item)
+        pick.add_class("nbp-select")
+        pick.on_click(lambda _: ui.call(self.select, result))
+        box = w.VBox([image, caption, pick], layout=w.Layout(border=PLAIN_BORDER, padding="2px"))
+        box.add_class("nbp-gallery-item")
+        self.tiles[result.job_id] = Tile(result, box, pick)
+        # newest first, in the job list's order (when it was asked, not when it landed)
+        order = {job_id: i for i, job_id in enumerate(reversed(self.rows))}
+        self.gallery.children = tuple(tile.box for tile in sorted(
+            self.tiles.values(), key=lambda t: order.get(t.result.job_id, -1)))
 
     def select(self, result: GenerationResult) -> None:
+        previous = self.tiles.get(self.selected.job_id) if self.selected else None
+        if previous is not None:
+            previous.box.layout.border = PLAIN_BORDER
+            previous.box.remove_class("nbp-selected")
+            previous.pick.description = "Select"
         self.selected = result
-        self.selected_info.value = (f"<b>Selected</b> {html.escape(result.caption())}")
+        tile = self.tiles[result.job_id]
+        tile.box.layout.border = SELECTED_BORDER
+        tile.box.add_class("nbp-selected")
+        tile.pick.description = "Selected"
+        self._show_selection()
+
+    def _selected_tile(self) -> Tile | None:
+        return self.tiles.get(self.selected.job_id) if self.selected else None
+
+    @staticmethod
+    def _can_upgrade(result: GenerationResult) -> bool:
+        return sizes.rank(result.resolution or result.requested) < sizes.rank("4K")
+
+    def _show_selection(self) -> None:
+        """The selected image's caption and buttons; a button whose job runs says so."""
+        tile = self._selected_tile()
+        if tile is None:
+            return
+        self.selected_info.value = (f'<div style="overflow-wrap:anywhere"><b>Selected</b> '
+                                    f'{html.escape(tile.result.caption())}</div>')
         self.selection.layout.display = "flex"
+        again = tile.started.get("again")
+        self.again.disabled = again is not None
+        self.again.description = f"Again: {again.id} started" if again else "Again"
+        upgrade = tile.started.get("upgrade")
+        self.upgrade.layout.display = "" if self._can_upgrade(tile.result) else "none"
+        self.upgrade.disabled = upgrade is not None
+        if upgrade is not None:
+            self.upgrade.description = f"Upgrade: {upgrade.id} started"
+        else:
+            try:
+                cost = self._estimate_for(self._upgrade_options(tile), 1).cost_usd
+                self.upgrade.description = f"Upgrade to 4K (~${cost:.2f})"
+            except ConfigError:
+                self.upgrade.description = "Upgrade to 4K"
 
     def _copy(self) -> None:
         if self.selected:
             self.prompt.value = self.selected.prompt
 
-    def _resubmit(self, size: str | None) -> list[Job]:
-        """'Again' (same settings) or 'Upgrade' (same prompt at 4K)."""
-        if not self.selected:
-            return []
-        entry = self.rows.get(self.selected.job_id)
-        options = dict(entry[4]) if entry else self._options()
-        if size:
-            options["size"] = size
-        return self.submit(self.selected.prompt, options, 1)
 
-    def _ensure_ticker(self) -> None:
-        """Runs on the background loop, so starting and ending the ticker cannot race."""
-        if self._ticker is None or self._ticker.done():
-            self._ticker = asyncio.get_running_loop().create_task(self._tick())
-
-    async def _tick(self) -> None:
-        """Tick elapsed times once a second while any job runs; a panel left idle (or
-        re-created by running its cell again) costs nothing."""
-        while True:
-            await asyncio.sleep(TICK_S)
-            running = [row for row in list(self.rows.values()) if not row[0].done()]
-            if not running:
-                return
-            for job, status, _, settings, _ in running:
-                status.value = self._row_html(job, settings)
+def _error(text: str) -> str:
+    return f'<span style="color:#dc2626">{html.escape(text)}</span>'
 
 
 def show_panel(settings_kwargs: dict | None = None, **kw) -> Panel | None:

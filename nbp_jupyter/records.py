@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import fields
+from pathlib import Path
 
+from . import facts
 from .store import TOKEN_COLUMNS, Store
+from .timefmt import clock
+from .types import Attempt, GenerationResult
 
 
 class History(list):
@@ -52,15 +57,15 @@ class History(list):
         }
 
 
-MIN_SAMPLES = 10  # fewer own measurements than this: trust the published figures
+MIN_SAMPLES = facts.MIN_SAMPLES  # fewer own measurements than this: trust the published figures
 
 
 def expected_latency(store: Store, model: str, resolution: str) -> tuple[float, float]:
     """(P50, P95) service seconds: this machine's own history once it has enough samples."""
-    from .policy import PUBLISHED_LATENCY, percentile
+    from .policy import percentile
     samples = sorted(store.latencies(model, resolution))
-    if len(samples) < MIN_SAMPLES:
-        return PUBLISHED_LATENCY[resolution]
+    if len(samples) < MIN_SAMPLES:  # docs/facts.md "Latency and success"
+        return facts.LATENCY[resolution].p50, facts.LATENCY[resolution].p95
     return percentile(samples, 0.5), percentile(samples, 0.95)
 
 
@@ -70,3 +75,38 @@ def load_history(store: Store, *, limit: int | None = None,
     for record in records:
         record["attempts"] = store.attempts(record["id"])
     return History(records)
+
+
+def result_from_record(record: dict) -> GenerationResult:
+    """A ledger record (with its `attempts`) as the GenerationResult it was, so a past image
+    gets the same caption as a fresh one (SIMULATED included)."""
+    names = {f.name for f in fields(Attempt)}
+    attempts = [Attempt(**{k: v for k, v in a.items() if k in names}) for a in record["attempts"]]
+    return GenerationResult(
+        success=record["status"] == "done", requested=record["requested"],
+        resolution=record["resolution"], downgraded=bool(record["downgraded"]),
+        width=record["width"], height=record["height"],
+        image_path=Path(record["image_path"]) if record["image_path"] else None,
+        model=record["model"], attempts=attempts, elapsed_s=ran_for(record)[0],
+        cost_usd=record["cost_usd"] or 0.0, cost_unknown_usd=record["cost_unknown_usd"] or 0.0,
+        error=record["error"], simulated=bool(record["simulated"]), prompt=record["prompt"],
+        job_id=record["id"], silent_downgrade=bool(record["silent_downgrade"]))
+
+
+def ran_for(record: dict, scale: float = 1.0) -> tuple[float, bool]:
+    """(service seconds the job ran, whether that is only an upper bound).
+
+    A job cut off by a dead kernel has no figure of its own: the ledger knows when it began
+    and when the next session found it dead, so it ran at most that long (the time scale of
+    these settings turns the wall-clock span into service time). Shown as '≤ 0:35', not 0:00.
+    """
+    if record.get("elapsed_s") is not None:
+        return record["elapsed_s"], False
+    if record.get("finished") and record.get("created"):
+        return max(0.0, record["finished"] - record["created"]) / scale, True
+    return 0.0, True
+
+
+def ran_for_text(record: dict, scale: float = 1.0) -> str:
+    seconds, upper = ran_for(record, scale)
+    return ("≤ " if upper else "") + clock(seconds)

@@ -98,8 +98,7 @@ class GenerationResult:
             parts.append("SIMULATED")
         return " · ".join(parts)
 
-    def _repr_jpeg_(self) -> bytes | None:
-        if self.image_path and Path(self.image_path).exists():
-            from .preview import preview_jpeg
-            return preview_jpeg(Path(self.image_path))
-        return None
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict, dict]:
+        """The preview as an image/jpeg output with its width, the caption as its text."""
+        from .display import result_mimebundle
+        return result_mimebundle(self)

@@ -260,15 +260,18 @@ def test_fallback_to_another_model(home, make_sim):
 
 
 def test_status_expectation_switches_to_own_history(home, make_sim):
-    """The status line's P50-P95 comes from the published figures until 10 own samples exist."""
+    """The status line's P50-P95 comes from the published figures until MIN_SAMPLES own
+    samples exist."""
     from nbp_jupyter.jobs import session
-    from nbp_jupyter.records import expected_latency
+    from nbp_jupyter.records import MIN_SAMPLES, expected_latency
 
     server = make_sim(profile="ideal", time_scale=SCALE)
     run(server, size="2K")
     store = next(iter(session()._stores.values()))
     assert expected_latency(store, "gemini-3-pro-image-preview", "2K") == (65.0, 120.0)
-    for i in range(10):
+    for i in range(MIN_SAMPLES - 2):  # with the first, one short
         run(server, size="2K", prompt=f"sample {i}")
+    assert expected_latency(store, "gemini-3-pro-image-preview", "2K") == (65.0, 120.0)
+    run(server, size="2K", prompt="the last sample")
     p50, p95 = expected_latency(store, "gemini-3-pro-image-preview", "2K")
     assert (p50, p95) != (65.0, 120.0) and p50 <= p95

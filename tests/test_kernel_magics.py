@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .kernel import Kernel
@@ -44,12 +46,13 @@ def test_cell_returns_before_the_job_ends_and_results_land_in_their_own_cells(ke
     assert "third cell ran" in kernel.text(c)
     kernel.drain(1.5)
     for cell, word in ((a, "alpha"), (b, "beta")):
-        [bundles] = displays(kernel, cell).values()
-        final = bundles[-1]
+        images, texts = displays(kernel, cell).values()  # the image's place, then the line
+        final = texts[-1]
         assert 'class="nbp-result ' in final["text/html"], word
-        assert word in final["text/html"] and "data:image/jpeg" in final["text/html"]
-        assert "1K → 1K" in final["text/plain"]
-        assert 1 < len(bundles) <= 8  # a few status updates, about one a second, then the result
+        assert "1K → 1K" in final["text/plain"] and "data:image" not in final["text/html"]
+        assert "image/jpeg" in images[-1] and word in images[-1]["text/plain"]
+        assert len(images) == 2  # empty, then the image once
+        assert 1 < len(texts) <= 8  # a few status updates, about one a second, then the caption
 
 
 def test_status_line_says_what_to_expect(kernel):
@@ -57,8 +60,8 @@ def test_status_line_says_what_to_expect(kernel):
     cell = kernel.submit("%%nbp --size 4K\nslow one")
     kernel.reply(cell)
     kernel.drain(0.5)
-    [bundles] = displays(kernel, cell).values()
-    first = bundles[0]["text/plain"]
+    _, texts = displays(kernel, cell).values()
+    first = texts[0]["text/plain"]
     for words in ("4K", "usually", "%nbp_cancel"):
         assert words in first, first
 
@@ -101,7 +104,7 @@ def test_bad_input_is_a_one_line_usage_error(kernel, cell, words):
 
 def test_history_survives_a_restart_and_marks_interrupted_jobs(kernel):
     """After a kernel restart, finished jobs are in %nbp_history --all; a job cut off by the
-    restart shows as interrupted with unknown cost."""
+    restart shows as interrupted with unknown cost, and its old status line is rewritten."""
     kernel.run("%%nbp --wait --out done_job\nkept across restarts")
     done_id = kernel.eval("done_job.id")
     kernel.sim.set_script("hang")
@@ -109,7 +112,17 @@ def test_history_survives_a_restart_and_marks_interrupted_jobs(kernel):
     lost_id = kernel.eval("lost.id")
     kernel.run("import time\nwhile lost.attempt < 1: time.sleep(0.05)")
     kernel.restart()
-    assert kernel.run("%load_ext nbp_jupyter")["status"] == "ok"
+    load = kernel.submit("%load_ext nbp_jupyter")
+    assert kernel.reply(load)["status"] == "ok"
+    # the status line the dead kernel left says 'running' forever unless we rewrite it
+    update = cell_html(kernel, load)
+    assert "Cut off when the previous kernel stopped" in update and lost_id in update
+    states = json.loads(update.split("var states = ", 1)[1].split(";\n", 1)[0])
+    assert states[lost_id]["status"] == "interrupted" and "$0.240 unknown" in states[lost_id]["text"]
+    assert "ran ≤ " in states[lost_id]["text"] and states[done_id]["status"] == "done"
+    jobs_cell = kernel.submit("%nbp_jobs")
+    kernel.reply(jobs_cell)
+    assert f'"{lost_id}"' in cell_html(kernel, jobs_cell)  # %nbp_jobs sends it again
     cell = kernel.submit("%nbp_history --all")
     kernel.reply(cell)
     kernel.drain(0.3)
@@ -135,7 +148,8 @@ def test_jobs_show_and_config_tables(kernel):
     for cell in tables.values():
         kernel.reply(cell)
     assert job_id in cell_html(kernel, tables["jobs"]) and "a red kite" in cell_html(kernel, tables["jobs"])
-    assert "data:image/jpeg;base64" in cell_html(kernel, tables["show"])
+    assert any("image/jpeg" in m["content"].get("data", {}) for m in kernel.iopub
+               if m["parent_header"].get("msg_id") == tables["show"])
     config = cell_html(kernel, tables["config"])
     assert "kernel-test-key" not in config and "<td>api_key</td><td>set</td>" in config
 

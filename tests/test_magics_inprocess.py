@@ -113,12 +113,13 @@ def test_finished_displays_let_their_previews_go_and_resend_renders_them(ip):
     ip.run_cell_magic("nbp", "-n 2 --out grid", "two kites")
     jobs = ip.user_ns["grid"]
     view = live.view_for(jobs[0].id)
-    view.ticker.result(timeout=30)  # ends once both results were shown
+    view.ticker.done.result(timeout=30)  # ends once both results were shown
     assert all(job.done() for job in jobs) and view._final == {}
     with capture_output() as captured:
         ip.run_line_magic("nbp_wait", " ".join(job.id for job in jobs))
-    [html] = [o.data["text/html"] for o in captured.outputs if "text/html" in o.data][-1:]
-    assert html.count("<img") == 2 and "SIMULATED" in html
+    images = [o for o in captured.outputs if "image/jpeg" in o.data]
+    captions = [o.data["text/html"] for o in captured.outputs if "nbp-result" in o.data.get("text/html", "")]
+    assert len(images) == 2 and len(captions) == 2 and all("SIMULATED" in c for c in captions)
 
 
 def test_the_status_line_expects_the_size_under_way(ip):
@@ -137,9 +138,9 @@ def test_the_status_line_expects_the_size_under_way(ip):
     deadline = time.monotonic() + 20
     while job.attempt < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
-    text = live.view_for(job.id).bundle()["text/plain"]
+    text = live.view_for(job.id).status_bundle(job)["text/plain"]
     job.cancel()
-    low, high = (display.clock(s * 0.01) for s in PUBLISHED_LATENCY["2K"])
+    low, high = (display.clock(s) for s in PUBLISHED_LATENCY["2K"])
     assert "2K · attempt 4" in text and f"usually {low}–{high}" in text, text
 
 
@@ -194,3 +195,121 @@ def test_nbp_config_shows_where_a_fallback_provider_would_go(ip, monkeypatch):
     assert "fallback openai" in before and "set OPENAI_API_KEY" in before
     assert "https://gateway.example.com, model nano-banana-pro, key set" in after
     assert "config-test-key" not in after and "openai:4K, 2K" in after
+
+
+def test_line_magic_keeps_braces_and_dollars_as_text(ip):
+    """`%nbp a {animal} for $5` sends exactly that, as the cell form does (IPython expands
+    line magics unless they opt out)."""
+    ip.user_ns["animal"] = "fox"
+    ip.run_cell("%nbp --wait --out line_job a {animal} for $5")
+    assert ip.user_ns["line_job"].request.prompt == "a {animal} for $5"
+
+
+def _html_of(ip, monkeypatch, line_magic, line=""):
+    from IPython.utils.capture import capture_output
+
+    monkeypatch.setattr(ip.display_formatter, "active_types",
+                        [*ip.display_formatter.active_types, "text/html"])  # as a kernel has
+    with capture_output() as captured:
+        ip.run_line_magic(line_magic, line)
+    return captured
+
+
+def test_elapsed_stops_at_the_end_and_reads_like_the_caption(ip, monkeypatch):
+    """A finished job's elapsed time stops, and %nbp_jobs, the history and the caption agree
+    (they showed 0:02, then 0:27, then 4:24 for one finished job)."""
+    import time
+
+    from nbp_jupyter import display
+    from nbp_jupyter.timefmt import clock
+
+    ip.run_cell_magic("nbp", "--wait --out j", "a finished kite")
+    job = ip.user_ns["j"]
+    first = display.service_elapsed(job)
+    time.sleep(0.3)  # 30 simulated seconds at this scale
+    assert display.service_elapsed(job) == first == job.result().elapsed_s
+    shown = clock(job.result().elapsed_s)
+    assert shown in job.result().caption()
+    jobs_html = _html_of(ip, monkeypatch, "nbp_jobs").outputs[0].data["text/html"]
+    assert f"<td>{shown}</td>" in jobs_html
+    history = _html_of(ip, monkeypatch, "nbp_history").outputs[0].data["text/html"]
+    assert f"<td>{shown}</td>" in history
+
+
+def test_one_rounding_for_every_clock():
+    """12:58.6 reads the same in a caption, a status line and an estimate (they rounded
+    three ways)."""
+    from nbp_jupyter import display, estimate, timefmt
+
+    assert display.clock is timefmt.clock
+    assert f"~{timefmt.clock(778.6)} each" in estimate.Estimate(1, 1.0, False, 1.0, 0.1, 778.6).line()
+
+
+def test_words_that_do_not_mislead(ip, monkeypatch):
+    """%nbp_config says the simulator needs no key; an empty history points to --all;
+    %nbp_show keeps SIMULATED and shows the image as an image output."""
+    config = _html_of(ip, monkeypatch, "nbp_config").outputs[0].data["text/html"]
+    assert "<td>api_key</td><td>simulator, no key needed</td>" in config
+    empty = _html_of(ip, monkeypatch, "nbp_history")
+    assert "0 images from 0 jobs" in empty.outputs[0].data["text/html"]
+    assert "%nbp_history --all" in empty.stdout
+    ip.run_cell_magic("nbp", "--wait --out j", "a shown kite")
+    shown = _html_of(ip, monkeypatch, "nbp_show", ip.user_ns["j"].id)
+    image, caption = shown.outputs
+    assert "image/jpeg" in image.data and image.metadata["image/jpeg"]["width"] > 0
+    assert "SIMULATED" in caption.data["text/html"]
+    assert "SIMULATED" in caption.data["text/plain"] and "1K → 1K" in caption.data["text/plain"]
+
+
+def test_stale_line_script_cannot_be_broken_out_of_by_a_prompt(tmp_path):
+    """A prompt with '</script>' or '<!--' in a job of an earlier kernel stays data in the
+    script that updates its old status line (it cannot end the script or start markup)."""
+    import json
+
+    from nbp_jupyter import stale
+    from nbp_jupyter.jobs import _empty_result
+    from nbp_jupyter.store import Store
+    from nbp_jupyter.types import Request
+
+    prompt = "</script><script>alert(1)</script> <!-- & >"
+    old = Store(tmp_path, session="earlier")
+    old.begin_job("001abc", Request(prompt=prompt, size="4K"), "m")
+    plan = type("Plan", (), {"request": Request(prompt=prompt, size="4K"), "job_id": "001abc",
+                             "settings": type("S", (), {"model": "m", "provider": "sim"})()})()
+    old.finish_job(_empty_result(plan, f"failed: {prompt}"), "failed")
+    old.close()
+    now = Store(tmp_path, session="now")
+    try:
+        page = stale.update_html(now, 1.0)
+    finally:
+        now.close()
+    body = page.split("<script>", 1)[1].rsplit("</script>", 1)[0]
+    assert "<" not in body and ">" not in body.replace("=>", "") and "&" not in body
+    states = json.loads(body.split("var states = ", 1)[1].split(";\n", 1)[0])
+    assert prompt in states["001abc"]["text"] and states["001abc"]["status"] == "failed"
+
+
+def test_queued_only_when_really_waiting_and_the_simulator_stamp_counts_calls(home):
+    """A job not yet started says 'starting' unless the concurrency limit is full (it said
+    'queued behind other jobs' for every job); a simulated image counts calls with its prompt,
+    not 'attempts' that a caption would contradict."""
+    from dataclasses import replace
+
+    from nbp_jupyter import api, display
+    from nbp_jupyter.jobs import Job, session
+    from nbp_jupyter.sim.images import stamp_lines
+
+    request, settings, _ = api.prepare("a kite", provider="sim")
+    alone = Job("001aaa", request, settings)
+    assert display.status_text(alone, None, 1.0).startswith("1K · 0:00")
+    assert display.job_word(alone) == "starting"
+    busy = Job("002bbb", request, settings)
+    busy.status = "running"
+    session().jobs[busy.id] = busy
+    full = Job("003ccc", request, replace(settings, max_concurrency=1))
+    try:
+        assert "queued behind 1 running jobs" in display.status_text(full, None, 1.0)
+        assert display.job_word(full) == "queued"
+    finally:
+        del session().jobs[busy.id]  # never submitted: nothing for the session to wait for
+    assert not any("attempt" in line for line in stamp_lines("a kite", "1K", 1024, 1024, 3))

@@ -1,4 +1,5 @@
-"""The shipped notebooks run headless in a real kernel and keep their final images."""
+"""The shipped notebooks run headless in a real kernel, keep their final images, and export
+to Markdown and HTML with those images."""
 
 from __future__ import annotations
 
@@ -32,6 +33,28 @@ def html_of(outs) -> str:
     return "".join(o.get("data", {}).get("text/html", "") for o in outs)
 
 
+def images_of(outs) -> list[dict]:
+    return [o for o in outs if "image/jpeg" in o.get("data", {})]
+
+
+def assert_exports_keep_images(nb):
+    """Markdown export (images extracted as files, as Jupyter Book and GitHub need) and HTML
+    export both carry every result's image, with its display width."""
+    from nbconvert import HTMLExporter, MarkdownExporter
+
+    results = [o for c in nb.cells if c.cell_type == "code" for o in images_of(c.outputs)]
+    assert all(o.metadata["image/jpeg"]["width"] > 0 for o in results)  # magics' and reprs'
+    assert any(o.data["text/plain"].startswith("[image ") for o in results)  # %%nbp's own
+    markdown, resources = MarkdownExporter().from_notebook_node(nb)
+    files = [name for name in resources["outputs"] if name.endswith(".jpg")]
+    assert len(files) == len(results)
+    assert all(f"]({name})" in markdown or f'src="{name}"' in markdown for name in files)
+    assert "nbp-result" in markdown  # the captions travel too
+    page, _ = HTMLExporter().from_notebook_node(nb)
+    assert page.count('src="data:image/jpeg;base64,') >= len(results)
+    assert page.count("width=") >= len(results)
+
+
 def assert_no_errors(nb):
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -43,9 +66,11 @@ def test_quickstart_headless(tmp_path, monkeypatch):
     """The quickstart leaves images and captions, not frozen status lines, in the saved file."""
     nb = execute("01_quickstart.ipynb", tmp_path, monkeypatch)
     assert_no_errors(nb)
+    assert_exports_keep_images(nb)
     first = html_of(outputs(nb, "%%nbp --size 1K"))
     assert 'class="nbp-result ' in first and "nbp-status" not in first
-    assert "data:image/jpeg;base64" in first and "1K → 1K" in first and "SIMULATED" in first
+    assert "1K → 1K" in first and "SIMULATED" in first
+    assert len(images_of(outputs(nb, "%%nbp --size 1K"))) == 1
     big = html_of(outputs(nb, "%%nbp --size 4K"))
     assert 'class="nbp-result ' in big and "4K → " in big
     history = html_of(outputs(nb, "%nbp_history"))
@@ -60,8 +85,9 @@ def test_prompt_exploration_headless(tmp_path, monkeypatch):
     """Three takes in a grid, variants from Python, an upgrade to 2K, a cost table."""
     nb = execute("02_prompt_exploration.ipynb", tmp_path, monkeypatch)
     assert_no_errors(nb)
-    grid = html_of(outputs(nb, "%%nbp -n 3"))
-    assert grid.count('class="nbp-result ') == 3 and 'class="nbp-grid ' in grid
+    assert_exports_keep_images(nb)
+    grid = outputs(nb, "%%nbp -n 3")
+    assert html_of(grid).count('class="nbp-result ') == 3 and len(images_of(grid)) == 3
     printed = "".join(o.get("text", "") for o in outputs(nb, "best = results"))
     assert printed.startswith("2K → ")
     table = "".join(o.get("text", "") for o in outputs(nb, "for style, r in results.items():\n    print(f\"{style:22} {r.resolution}"))
@@ -72,6 +98,8 @@ def test_reliable_4k_headless(tmp_path, monkeypatch):
     """The 4K tutorial runs both profiles and reads the ledger back."""
     nb = execute("03_reliable_4k.ipynb", tmp_path, monkeypatch)
     assert_no_errors(nb)
+    if any(images_of(c.get("outputs", [])) for c in nb.cells):
+        assert_exports_keep_images(nb)
     text = "".join(o.get("text", "") for o in outputs(nb, "for profile, results in runs.items():"))
     assert "typical" in text and "peak" in text and "billed $" in text
     hedging = "".join(o.get("text", "") for o in outputs(nb, "import tempfile\nfrom nbp_jupyter import sim"))

@@ -6,9 +6,16 @@ import time
 
 import pytest
 
+from nbp_jupyter import ui
 from nbp_jupyter.estimate import PUBLISHED_SUCCESS, budget_warning
+from nbp_jupyter.facts import MIN_SAMPLES
 from nbp_jupyter.jobs import session
 from nbp_jupyter.panel_widget import Panel
+
+
+def on_ui(fn, *args):
+    """Run a panel method where the panel's clicks run: on the UI thread."""
+    return ui.call(fn, *args).result(30)
 
 
 def wait_for(predicate, seconds=20.0):
@@ -26,15 +33,17 @@ def panel(home, make_sim):
     p = Panel({"provider": "gemini", "base_url": server.url, "api_key": "panel-key",
                "time_scale": 0.01})
     p.sim = server
-    return p
+    yield p
+    from nbp_jupyter import jobs
+    jobs.reset_session()  # before the simulator stops: no connection left open to it
 
 
 def test_generate_twice_without_blocking_then_both_in_the_gallery(panel):
     """Two clicks with different prompts: two rows at once, then two gallery items."""
     panel.prompt.value = "a red kite"
-    first = panel.click()
+    first = on_ui(panel.click)
     panel.prompt.value = "a blue heron"
-    second = panel.click()
+    second = on_ui(panel.click)
     assert len(first) == len(second) == 1 and len(panel.jobs.children) == 2
     wait_for(lambda: len(panel.gallery.children) == 2 and "2 images" in panel.footer.value)
     texts = [row.children[1].value for row in panel.jobs.children]
@@ -48,10 +57,9 @@ def test_rows_show_state_and_cancel_works(panel):
     """A hanging job shows as running; Cancel turns its row to cancelled."""
     panel.sim.set_script("hang")
     panel.prompt.value = "never comes"
-    [job] = panel.click()
-    wait_for(lambda: job.attempt == 1)
+    [job] = on_ui(panel.click)
     row = panel.jobs.children[0]
-    assert 'data-state="running"' in row.children[1].value
+    wait_for(lambda: 'data-state="running"' in row.children[1].value)
     row.children[0].click()
     wait_for(lambda: 'data-state="cancelled"' in row.children[1].value)
     assert "cancelled by you" in row.children[1].value
@@ -61,23 +69,25 @@ def test_rows_show_state_and_cancel_works(panel):
 def test_select_copy_again_and_upgrade(panel):
     """A selected image offers its prompt back, the same again, and a 4K upgrade."""
     panel.prompt.value = "a lighthouse"
-    panel.click()
+    on_ui(panel.click)
     wait_for(lambda: len(panel.gallery.children) == 1)
     panel.gallery.children[0].children[2].click()
+    ui.flush()
     assert panel.selected.prompt == "a lighthouse" and "1K → 1K" in panel.selected_info.value
     panel.prompt.value = ""
     panel.copy_prompt.click()
+    ui.flush()
     assert panel.prompt.value == "a lighthouse"
-    [again] = panel._resubmit(None)
-    [upgraded] = panel._resubmit("4K")
+    [again] = on_ui(panel.again_click)
+    [upgraded] = on_ui(panel.upgrade_click)
     assert again.request.size == "1K" and upgraded.request.size == "4K"
     assert upgraded.request.prompt == "a lighthouse"
 
 
 def test_estimate_uses_published_rates_then_this_machines(home, make_sim):
-    """Before 10 attempts the published 4K rate (50 %) gives 2 calls per image; after,
-    what this machine saw."""
-    server = make_sim(profile="ideal", time_scale=0.01, script=",".join(["503"] * 6 + ["ok"] * 6))
+    """Before MIN_SAMPLES attempts the published 4K rate (50 %) gives 2 calls per image;
+    after, what this machine saw."""
+    server = make_sim(profile="ideal", time_scale=0.01, script=",".join(["503"] * 10 + ["ok"] * 10))
     p = Panel({"provider": "gemini", "base_url": server.url, "api_key": "k", "time_scale": 0.01})
     p.size.value = "4K"
     before = p.current_estimate()
@@ -86,14 +96,15 @@ def test_estimate_uses_published_rates_then_this_machines(home, make_sim):
     assert before.cost_usd == pytest.approx(0.24)
     p.prompt.value = "learn"
     p.count.value = 1
-    jobs = [p.submit("learn", p._options(fallback=False), 1)[0] for _ in range(5)]
+    jobs = on_ui(p.submit, "learn", p._options(fallback=False, retries=0), MIN_SAMPLES)
     for job in jobs:
         job.result(30)
     after = p.current_estimate()
     assert after.from_history
     ok, total = session().store(p._settings()).success_counts("gemini-3-pro-image-preview", "4K")
     assert after.success_rate == pytest.approx(ok / total)
-    assert "seen here" in p.estimate.value or "seen here" in after.line()
+    ui.flush()
+    assert "seen here" in p.estimate.value
 
 
 def test_budget_asks_before_spending(panel):
@@ -101,24 +112,28 @@ def test_budget_asks_before_spending(panel):
     panel.budget.value = 0.10
     panel.size.value = "4K"
     panel.prompt.value = "expensive"
-    assert panel.click() == []
+    assert on_ui(panel.click) == []
     assert "budget" in panel.message.value and panel.confirm.layout.display == "flex"
     assert not panel.jobs.children
     panel.confirm_yes.click()
+    ui.flush()
     assert len(panel.jobs.children) == 1 and panel.confirm.layout.display == "none"
 
 
 def test_budget_warning_math():
+    """The guard counts billed and unknown spending, and names both as the footer does."""
     est = type("E", (), {"cost_usd": 0.24})()
-    assert budget_warning(None, 5.0, est) is None
-    assert budget_warning(1.0, 0.5, est) is None
-    assert "$1.00 budget" in budget_warning(1.0, 0.9, est)
+    assert budget_warning(None, 5.0, 0.0, est) is None
+    assert budget_warning(1.0, 0.5, 0.0, est) is None
+    assert budget_warning(1.0, 0.5, 0.3, est) is not None
+    warning = budget_warning(0.50, 1.53, 0.24, est)
+    assert "$0.50 budget" in warning and "billed $1.530" in warning and "$0.240 unknown" in warning
 
 
 def test_bad_input_shows_a_message_not_an_exception(panel):
     """An empty prompt is a one-line message in the panel."""
     panel.prompt.value = "   "
-    assert panel.click() == []
+    assert on_ui(panel.click) == []
     assert "prompt is empty" in panel.message.value
 
 
@@ -134,7 +149,7 @@ def test_hedge_box_hedges_a_hung_call(panel):
     panel.sim.set_script("hang, ok")
     panel.size.value, panel.hedge.value = "4K", True
     panel.prompt.value = "a slow kite"
-    [job] = panel.click()
+    [job] = on_ui(panel.click)
     result = job.result(timeout=30)
     assert [(a.resolution, a.outcome) for a in result.attempts] == [("4K", "cancelled"), ("2K", "ok")]
     wait_for(lambda: len(panel.gallery.children) == 1)
@@ -146,8 +161,145 @@ def test_a_configured_fallback_list_is_what_the_box_turns_on(home, make_sim):
     p = Panel({"provider": "gemini", "base_url": server.url, "api_key": "panel-key",
                "time_scale": 0.01}, fallback="1K", hedge=True)
     assert p.fallback.value and p.hedge.value
-    [job] = p.submit("ladder", p._options(size="4K", retries=0), 1)
+    [job] = on_ui(p.submit, "ladder", p._options(size="4K", retries=0), 1)
     assert [a.resolution for a in job.result(timeout=30).attempts] == ["4K", "1K"]
     p.fallback.value = False
-    [job] = p.submit("no ladder", p._options(size="4K", retries=0), 1)
+    [job] = on_ui(p.submit, "no ladder", p._options(size="4K", retries=0), 1)
     assert [a.resolution for a in job.result(timeout=30).attempts] == ["4K"]
+
+
+def _select_first(panel):
+    panel.gallery.children[0].children[2].click()
+    ui.flush()
+
+
+def test_every_paid_button_asks_past_the_budget(panel):
+    """Past the budget, Again and Upgrade ask first as Generate does, instead of spending."""
+    panel.prompt.value = "a kite"
+    [job] = on_ui(panel.click)
+    job.result(30)
+    wait_for(lambda: len(panel.gallery.children) == 1)
+    _select_first(panel)
+    panel.budget.value = 0.01  # already passed by the first image
+    before = len(session().jobs)
+    for button in (panel.go, panel.again, panel.upgrade):
+        panel.confirm.layout.display = "none"
+        button.click()
+        ui.flush()
+        assert panel.confirm.layout.display == "flex", button.description
+        assert "budget" in panel.message.value and "billed $" in panel.message.value
+    assert len(session().jobs) == before
+    panel.upgrade.click()
+    panel.confirm_yes.click()  # the held click is the upgrade, at 4K
+    ui.flush()
+    assert len(session().jobs) == before + 1
+    assert list(session().jobs.values())[-1].request.size == "4K"
+
+
+def test_upgrade_is_offered_below_4k_only_and_says_its_cost(panel):
+    """A 1K image offers 'Upgrade to 4K (~$0.24)'; a 4K image does not offer it at all."""
+    panel.prompt.value = "small"
+    [small] = on_ui(panel.click)
+    panel.size.value = "4K"
+    panel.prompt.value = "big"
+    [big] = on_ui(panel.click)
+    small.result(30), big.result(30)
+    wait_for(lambda: len(panel.gallery.children) == 2)
+    on_ui(panel.select, small.result())
+    assert panel.upgrade.layout.display != "none" and "~$0.24" in panel.upgrade.description
+    on_ui(panel.select, big.result())
+    assert panel.upgrade.layout.display == "none"
+    assert on_ui(panel.upgrade_click) == []
+
+
+def test_clicked_button_shows_its_job_until_it_ends_and_order_is_newest_first(panel):
+    """Again says which job it started and waits for it; the selected tile is highlighted;
+    gallery and job list both put the newest first; a finished row has no Cancel button."""
+    panel.sim.set_script("ok:150s, ok")  # the first asked lands last
+    jobs = []
+    for prompt in ("first", "second"):
+        panel.prompt.value = prompt
+        jobs += on_ui(panel.click)
+    jobs[0].result(30), jobs[1].result(30)
+    assert jobs[0].result().elapsed_s > jobs[1].result().elapsed_s
+    wait_for(lambda: len(panel.gallery.children) == 2)
+    rows = [row.children[1].value for row in panel.jobs.children]
+    tiles = [tile.children[1].value for tile in panel.gallery.children]
+    assert "second" in rows[0] and "second" in tiles[0] and "first" in tiles[1]
+    panel.sim.set_script("hang")
+    _select_first(panel)
+    assert "nbp-selected" in panel.gallery.children[0]._dom_classes
+    assert "nbp-selected" not in panel.gallery.children[1]._dom_classes
+    panel.again.click()
+    ui.flush()
+    [again] = [j for j in session().jobs.values() if not j.done()]
+    assert panel.again.disabled and again.id in panel.again.description
+    panel.again.click()  # a second click on a disabled button does nothing
+    ui.flush()
+    assert sum(not j.done() for j in session().jobs.values()) == 1
+    again.cancel()
+    wait_for(lambda: not panel.again.disabled and panel.again.description == "Again")
+    row = panel.jobs.children[0]
+    assert again.id in row.children[1].value
+    assert row.children[0].layout.display == "none"
+
+
+def test_widgets_change_on_one_thread_only(panel, monkeypatch):
+    """Clicks, job events and ticks change widgets only on the UI thread (traitlets is not
+    thread-safe: before, the loop, the kernel and listeners each changed them)."""
+    import threading
+
+    import ipywidgets
+
+    changes = []
+    notify = ipywidgets.Widget._notify_trait
+
+    def record(self, name, old, new):
+        changes.append((type(self).__name__, name, threading.current_thread().name))
+        return notify(self, name, old, new)
+
+    monkeypatch.setattr(ipywidgets.Widget, "_notify_trait", record)
+    panel.prompt.value = "a kite"  # the front end's own edits arrive on the kernel's thread
+    start = len(changes)
+    panel.go.click()
+    wait_for(lambda: len(panel.gallery.children) == 1)
+    _select_first(panel)
+    panel.again.click()
+    wait_for(lambda: len(panel.gallery.children) == 2)
+    ui.flush()
+    threads = {thread for _, _, thread in changes[start:]}
+    assert threads == {"nbp-ui_0"}, {c for c in changes[start:] if c[2] != "nbp-ui_0"}
+
+
+def test_nothing_blocking_runs_on_the_engine_loop(panel, monkeypatch):
+    """Ledger reads and writes and previews never run on the loop that times attempts (a
+    100 ms preview there stalls every other job's clock)."""
+    import threading
+
+    from nbp_jupyter import preview, store
+
+    calls = []
+
+    def spy(owner, name):
+        original = getattr(owner, name)
+
+        def wrapped(*args, **kwargs):
+            calls.append((name, threading.current_thread().name))
+            return original(*args, **kwargs)
+        monkeypatch.setattr(owner, name, wrapped)
+
+    for name in ("jobs", "attempts", "success_counts", "latencies", "finish_job",
+                 "end_attempt", "begin_attempt", "begin_job", "save_image"):
+        spy(store.Store, name)
+    spy(preview, "preview")
+    panel.prompt.value = "a kite"
+    [done] = on_ui(panel.click)
+    panel.sim.set_script("hang")
+    panel.prompt.value = "cut off"
+    [cancelled] = on_ui(panel.click)
+    wait_for(lambda: cancelled.attempt == 1)
+    cancelled.cancel()
+    done.result(30), cancelled.result(30)
+    ui.flush()
+    assert {"finish_job", "end_attempt", "preview", "jobs"} <= {name for name, _ in calls}
+    assert [c for c in calls if c[1] == "nbp-jobs"] == []

@@ -14,6 +14,7 @@ import httpx
 from ..answer_stream import Blob
 from ..errors import AttemptError, BadResponse, Overloaded, ServerError
 from ..pricing import Tokens
+from ..timefmt import short
 
 SIM_HEADER = "x-nbp-simulated"
 # LiteLLM's proxy says what it charged and how often it retried upstream (docs/facts.md
@@ -116,8 +117,8 @@ def header_retry_after(headers) -> float | None:
 
 
 def one_line(text: object, limit: int = 200) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """A service's text (any object) as one line: timefmt.short, the package's one shortener."""
+    return short(str(text), limit)
 
 
 def bearer_post(url: str, api_key: str, body: dict) -> httpx.Request:

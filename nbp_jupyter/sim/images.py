@@ -65,7 +65,10 @@ def render(width: int, height: int, lines: tuple[str, ...], realistic: bool = Fa
 def stamp_lines(prompt: str, resolution: str, width: int, height: int, attempt: int,
                 note: str = "") -> tuple[str, ...]:
     words = " ".join(prompt.split()[:6]) or "(empty prompt)"
-    lines = ["SIMULATED", words[:48], f"{resolution} {width}x{height} attempt {attempt}"]
+    # `attempt` counts this simulator's calls with this prompt and size, across jobs: named so,
+    # it cannot contradict a caption's attempts of one job
+    lines = ["SIMULATED", words[:48], f"{resolution} {width}x{height}",
+             f"call {attempt} with this prompt"]
     if note:
         lines.append(note)
     return tuple(lines)
