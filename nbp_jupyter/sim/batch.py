@@ -117,7 +117,8 @@ class BatchSim:
             handler = self._files
         else:
             return None
-        self.log.append({"method": method, "path": path, "time": time.time()})
+        self.log.append({"method": method, "path": path, "time": time.time(),
+                         "range": req.headers.get("range")})
         # an upload session's URL is its own credential, as the real one's is: no key on it
         session = handler == self._upload and "upload_id" in req.query
         denied = None if session else self.app._auth_error(req, "gemini")
