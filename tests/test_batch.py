@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbp_jupyter import batch as nbp_batch
+from nbp_jupyter import batching as nbp_batch
 from nbp_jupyter import batch_wire, pricing
 from nbp_jupyter.batch_store import BatchLedger
 from nbp_jupyter.errors import ConfigError

@@ -42,6 +42,9 @@ log = logging.getLogger("nbp_jupyter")
 # (docs/facts.md "Batch API": a 24-hour target), so asking every few seconds buys nothing.
 POLL_FIRST_S, POLL_MAX_S, POLL_FACTOR = 30.0, 300.0, 1.5
 CALL_TIMEOUT_S = 60.0  # one create, get, list or upload call
+# A download that sends nothing for this long (real seconds, whatever the time scale) is
+# cut and resumed from its last whole line.
+DOWNLOAD_IDLE_S = 30.0
 CREATE_TRIES = 6  # creates refused or lost in a row before the batch is given up
 DOWNLOAD_TRIES = 6  # downloads cut off in a row before collecting is given up
 LOOKUP_PAGES = 20  # pages of the batch list searched for our display name
@@ -550,8 +553,10 @@ class _Runner:
                 headers["range"] = f"bytes={offset}-"
             splitter = _Splitter(taker)
             try:
+                idle = httpx.Timeout(max(CALL_TIMEOUT_S * self.scale, 1.0),
+                                     read=max(CALL_TIMEOUT_S * self.scale, DOWNLOAD_IDLE_S))
                 async with self.client.stream("GET", bw.download_path(file_name),
-                                              headers=headers) as response:
+                                              headers=headers, timeout=idle) as response:
                     if response.status_code not in (200, 206):
                         await response.aread()
                         raise bw.BatchWireError(_http_error("download", response))
