@@ -54,7 +54,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = ipython.magics_manager.magics
     for kind, names in (("cell", ("nbp",)), ("line", ("nbp", "nbp_wait", "nbp_cancel",
                                                       "nbp_jobs", "nbp_history", "nbp_show",
-                                                      "nbp_config", "nbp_panel", "nbp_batches")),
+                                                      "nbp_config", "nbp_panel", "nbp_batch", "nbp_batches")),
                         ("cell", ("nbp_batch",))):
         for name in names:
             magics[kind].pop(name, None)

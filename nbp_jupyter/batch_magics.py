@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import HTML, display
 
@@ -38,9 +38,10 @@ class BatchMagics(Magics):
               help="take the prompts from a variable: a list, or a pandas column")
     @argument("--out", metavar="NAME", help="bind the BatchJob to NAME")
     @argument("--wait", action="store_true", help="block this cell until the batch is collected")
-    @cell_magic
-    def nbp_batch(self, line: str, cell: str):
+    @line_cell_magic
+    def nbp_batch(self, line: str, cell: str | None = None):
         """Send one prompt per line to the Batch API: half price, results within 24 hours.
+        `%nbp_batch --from VAR` (one %) takes the prompts from a variable instead.
 
         The cell returns at once; a status line shows the state, done/failed of total,
         elapsed time and the next poll, and ends in a contact sheet of previews.
@@ -48,6 +49,7 @@ class BatchMagics(Magics):
         args = _parse(self.nbp_batch, line)
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out needs a Python name, got {args.out!r}")
+        cell = cell or ""
         if args.source:
             if cell.strip():
                 raise UsageError("give the prompts in the cell or with --from, not both")

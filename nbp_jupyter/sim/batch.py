@@ -85,6 +85,7 @@ class BatchSim:
         self.line_failure = LINE_FAILURE
         self.fail_lines: set[int] = set()  # line numbers (0-based) that always fail
         self.pending_s, self.per_line_s = PENDING_S, PER_LINE_S
+        self.stamp_prompts = True  # False: one image per size and aspect, drawn once (benchmarks)
         self.log: list[dict] = []
         self._script: dict[str, collections.deque] = collections.defaultdict(collections.deque)
         self._building: dict[str, asyncio.Task] = {}
@@ -279,8 +280,8 @@ class BatchSim:
         if outcome == "safety":
             return {"response": wire.gemini_no_image(sreq, "safety")}
         width, height = sizes.pixels(line["size"], line["aspect"])
-        if self.app.config.realistic:  # one heavy image per size, drawn once
-            stamp = ("SIMULATED", "realistic batch body", f"{line['size']} {width}x{height}")
+        if self.app.config.realistic or not self.stamp_prompts:  # one per size, drawn once
+            stamp = ("SIMULATED", "batch body", f"{line['size']} {width}x{height}")
         else:
             stamp = images.stamp_lines(line["prompt"], line["size"], width, height, 1, "batch")
         png = images.render(width, height, stamp, self.app.config.realistic)
