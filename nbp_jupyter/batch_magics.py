@@ -26,7 +26,8 @@ class BatchMagics(Magics):
         super().__init__(shell)
         self.conf = conf  # the `%config Nbp` defaults, shared with %%nbp
 
-    _headless = NbpMagics._headless  # the same rule as %%nbp: wait when nobody watches
+    # The same rule as %%nbp: wait in the cell when nobody watches live updates (nbclient).
+    _headless = NbpMagics._headless  # type: ignore[assignment]
 
     @magic_arguments()
     @argument("--size", "-s", help="1K, 2K or 4K for every line (default %%config Nbp.size)")
@@ -47,6 +48,7 @@ class BatchMagics(Magics):
         elapsed time and the next poll, and ends in a contact sheet of previews.
         """
         args = _parse(self.nbp_batch, line)
+        assert self.shell is not None
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out needs a Python name, got {args.out!r}")
         cell = cell or ""
@@ -98,7 +100,7 @@ class BatchMagics(Magics):
 
     def _show(self, job: batching.BatchJob, wait: bool) -> None:
         view = batch_view.BatchView(job)
-        if wait or self._headless():
+        if wait or self._headless():  # type: ignore[misc]
             try:
                 while not job.wait(0.2):
                     pass

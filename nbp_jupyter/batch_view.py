@@ -96,7 +96,10 @@ class BatchView:
     async def _tick(self) -> None:
         wake = asyncio.Event()
         loop = asyncio.get_running_loop()
-        self.job.add_listener(lambda job: loop.call_soon_threadsafe(wake.set))
+        def changed(job: BatchJob) -> None:  # any thread: only hand the news over
+            loop.call_soon_threadsafe(wake.set)
+
+        self.job.add_listener(changed)
         while not await asyncio.to_thread(self.refresh):
             wake.clear()
             try:

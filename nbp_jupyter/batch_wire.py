@@ -143,9 +143,11 @@ class BatchStatus:
 
 
 def _int(value: object) -> int | None:
-    try:  # int64 fields come as strings in JSON
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    if not isinstance(value, (int, str)):  # int64 fields come as strings in JSON
+        return None
+    try:
+        return int(value)
+    except ValueError:
         return None
 
 
@@ -153,7 +155,7 @@ def parse_batch(data: Any) -> BatchStatus:
     """A BatchStatus from an Operation or a bare batch resource."""
     if not isinstance(data, dict):
         raise BatchWireError(f"a batch answer is a JSON object, not {type(data).__name__}")
-    batch = data.get("metadata") if isinstance(data.get("metadata"), dict) else data
+    batch: dict = data["metadata"] if isinstance(data.get("metadata"), dict) else data
     name = data.get("name") or batch.get("name")
     if not isinstance(name, str) or not name.startswith("batches/"):
         raise BatchWireError(f"the answer names no batch ({name!r})")
@@ -165,7 +167,7 @@ def parse_batch(data: Any) -> BatchStatus:
     inlined = output.get("inlinedResponses")
     if isinstance(inlined, dict):  # {"inlinedResponses": {"inlinedResponses": [...]}}
         inlined = inlined.get("inlinedResponses")
-    stats = batch.get("batchStats") if isinstance(batch.get("batchStats"), dict) else {}
+    stats: dict = batch["batchStats"] if isinstance(batch.get("batchStats"), dict) else {}
     error = data.get("error") if isinstance(data.get("error"), dict) else None
     return BatchStatus(
         name=name, display_name=str(batch.get("displayName") or ""),
@@ -216,7 +218,7 @@ def parse_line(raw: bytes | str | dict) -> LineResult:
         return LineResult(None, error="a results line is not valid JSON")
     if not isinstance(data, dict):
         return LineResult(None, error="a results line is not a JSON object")
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    meta: dict = data["metadata"] if isinstance(data.get("metadata"), dict) else {}
     key = data.get("key", meta.get("key"))
     key = str(key) if key is not None else None
     status = data.get("error") or data.get("status")
@@ -226,8 +228,8 @@ def parse_line(raw: bytes | str | dict) -> LineResult:
     response = data.get("response")
     if not isinstance(response, dict):
         return LineResult(key, error="the line holds neither a response nor an error")
-    usage = response.get("usageMetadata") if isinstance(response.get("usageMetadata"),
-                                                        dict) else {}
+    usage: dict = response["usageMetadata"] if isinstance(response.get("usageMetadata"),
+                                                          dict) else {}
     out_tokens = _int(usage.get("candidatesTokenCount"))
     in_tokens = _int(usage.get("promptTokenCount"))
     feedback = response.get("promptFeedback") or {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import json
 import logging
 import threading
@@ -52,6 +53,9 @@ _REMOTE_TO_OURS: dict[str, BatchState] = {
     "pending": "pending", "running": "running", "succeeded": "collecting",
     "failed": "failed", "cancelled": "cancelled", "expired": "expired", "unknown": "running"}
 FINAL_STATES = frozenset({"done", "failed", "cancelled", "expired"})
+# Blocking work of batches (SQLite, JSON of a results line, image checks and writes): off the
+# loop, two at a time at most, and never two for one batch (each runner awaits its own).
+_WORKERS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-batch")
 
 
 class _Uncertain(Exception):
@@ -206,6 +210,7 @@ def batch(prompts: Iterable[str | dict], *, size: str | None = None, aspect: str
                              settings.base_url, settings.model, settings.time_scale,
                              [(line.key, line.prompt, line.size, line.aspect) for line in lines])
         row = ledger.batch(batch_id)
+        assert row is not None  # just written
     except BaseException:
         ledger.close()
         raise
@@ -312,6 +317,13 @@ class _Runner:
         self.headers = {"x-goog-api-key": settings.api_key or ""}
         self.client: httpx.AsyncClient | None = None
         self._inlined: list[dict] | None = None  # results that came inside the answer
+        self._busy: concurrent.futures.Future | None = None  # the worker call under way
+
+    async def _thread(self, fn, *args, **kwargs):
+        """Run blocking work in the batch pool; remembered so that the ledger is closed only
+        after it, even when this task is cancelled while it runs."""
+        self._busy = _WORKERS.submit(functools.partial(fn, *args, **kwargs))
+        return await asyncio.wrap_future(self._busy)
 
     async def run(self) -> None:
         self.job._task = asyncio.current_task()
@@ -332,7 +344,11 @@ class _Runner:
             log.exception("batch %s stopped", self.job.id)
             await self._finish("failed", f"internal error: {type(exc).__name__}: {exc}", None)
         finally:
-            self.ledger.close()
+            busy = self._busy
+            if busy is not None and not busy.done():  # a worker still holds the ledger
+                busy.add_done_callback(lambda _: self.ledger.close())
+            else:
+                self.ledger.close()
             if not self.job.done():  # paused, not ended: wake waiters without lying
                 self.job._changed()
 
@@ -340,8 +356,11 @@ class _Runner:
     async def _call(self, method: str, path: str, *, content: bytes | None = None,
                     headers: dict | None = None, absolute: str | None = None) -> httpx.Response:
         assert self.client is not None
+        sent = {**self.headers, **(headers or {})}
+        if absolute is not None and not _same_origin(absolute, self.base_url):
+            sent.pop("x-goog-api-key")  # an upload URL elsewhere is its own credential
         request = self.client.build_request(method, absolute or path, content=content,
-                                            headers={**self.headers, **(headers or {})})
+                                            headers=sent)
         try:
             response = await self.client.send(request, stream=True)
             try:
@@ -361,15 +380,15 @@ class _Runner:
 
     async def _json(self, response: httpx.Response) -> Any:
         try:
-            return await asyncio.to_thread(json.loads, response.content)
+            return await self._thread(json.loads, response.content)
         except ValueError:
             raise bw.BatchWireError(f"HTTP {response.status_code}: not JSON") from None
 
     async def _update(self, **fields: Any) -> None:
-        await asyncio.to_thread(self.ledger.update, self.job.id, **fields)
+        await self._thread(self.ledger.update, self.job.id, **fields)
 
     async def _finish(self, state: BatchState, error: str | None, line_status: str | None) -> None:
-        await asyncio.to_thread(self.ledger.finish, self.job.id, state, error, line_status)
+        await self._thread(self.ledger.finish, self.job.id, state, error, line_status)
         self.job._changed(state=state, error=error, next_poll=None)
 
     async def _sleep(self, service_s: float) -> None:
@@ -378,10 +397,10 @@ class _Runner:
 
     # ----- create, at most once --------------------------------------------------------------
     async def _create(self) -> None:
-        row = await asyncio.to_thread(self.ledger.batch, self.job.id)
-        lines = await asyncio.to_thread(self.ledger.lines, self.job.id)
+        row = await self._thread(self.ledger.batch, self.job.id)
+        lines = await self._thread(self.ledger.lines, self.job.id)
         wire_lines = [bw.Line(x.key, x.prompt, x.size, x.aspect) for x in lines]
-        body = await asyncio.to_thread(bw.inline_body, self.job.display_name, wire_lines)
+        body = await self._thread(bw.inline_body, self.job.display_name, wire_lines)
         if len(body) > bw.MAX_INLINE_BYTES or bw.expected_answer_bytes(wire_lines) > \
                 self.settings.max_response_bytes // 2:
             # too big for one request, or its inline answer too big for one body: a file
@@ -449,7 +468,7 @@ class _Runner:
     async def _upload(self, lines: list[bw.Line]) -> str:
         """The JSONL input through the Files API's resumable upload, in chunks from disk."""
         path = self.settings.home / "batches" / f"{self.job.id}.input.jsonl"
-        size = await asyncio.to_thread(_write_jsonl, path, lines)
+        size = await self._thread(_write_jsonl, path, lines)
         headers, body = bw.upload_start_headers(size, self.job.display_name)
         response = await self._call("POST", "/upload/v1beta/files", content=body, headers=headers)
         url = response.headers.get("x-goog-upload-url")
@@ -458,7 +477,7 @@ class _Runner:
         offset = 0
         with open(path, "rb") as fh:
             while True:
-                chunk = await asyncio.to_thread(fh.read, bw.UPLOAD_CHUNK_BYTES)
+                chunk = await self._thread(fh.read, bw.UPLOAD_CHUNK_BYTES)
                 last = offset + len(chunk) >= size
                 response = await self._call(
                     "POST", "", absolute=url, content=chunk,
@@ -522,8 +541,8 @@ class _Runner:
 
     # ----- collect ----------------------------------------------------------------------------
     async def _collect(self) -> None:
-        row = await asyncio.to_thread(self.ledger.batch, self.job.id)
-        taker = _LineTaker(self.job, self.ledger, self.settings, row)
+        row = await self._thread(self.ledger.batch, self.job.id)
+        taker = await self._thread(_LineTaker, self.job, self.ledger, self.settings, row)
         if self._inlined is None and not row["responses_file"]:
             # resumed after a restart: ask again for where the results are
             response = await self._call("GET", f"/v1beta/{self.job.name}")
@@ -534,10 +553,10 @@ class _Runner:
                 row["responses_file"] = status.responses_file
         if self._inlined is not None:
             for item in self._inlined:
-                await asyncio.to_thread(taker.take, item, None)
+                await self._thread(taker.take, item, None)
         else:
             await self._download(row["responses_file"], taker)
-        missing = sum(1 for line in await asyncio.to_thread(self.ledger.lines, self.job.id)
+        missing = sum(1 for line in await self._thread(self.ledger.lines, self.job.id)
                       if line.job_id is None)
         error = (f"{missing} line(s) had no result in the answer; not billed" if missing
                  else None)
@@ -547,7 +566,7 @@ class _Runner:
         """Stream the responses file, resuming a cut download from the last whole line."""
         assert self.client is not None
         for attempt in range(DOWNLOAD_TRIES):
-            offset = (await asyncio.to_thread(self.ledger.batch, self.job.id))["download_offset"]
+            offset = (await self._thread(self.ledger.batch, self.job.id))["download_offset"]
             headers = {**self.headers, "accept-encoding": "identity"}
             if offset:
                 headers["range"] = f"bytes={offset}-"
@@ -563,8 +582,8 @@ class _Runner:
                     # 206: from our offset; 200: the server ignored the range, skip to it
                     splitter.start(offset, skip=offset if response.status_code == 200 else 0)
                     async for chunk in response.aiter_bytes():  # as it arrives
-                        await asyncio.to_thread(splitter.feed, chunk)
-                await asyncio.to_thread(splitter.close)
+                        await self._thread(splitter.feed, chunk)
+                await self._thread(splitter.close)
                 return
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 log.info("batch %s: download cut (%s); resuming", self.job.id, exc)
@@ -704,6 +723,11 @@ class _LineTaker:
         return result, attempt
 
 
+def _same_origin(url: str, base: str) -> bool:
+    a, b = httpx.URL(url), httpx.URL(base)
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
 def _write_jsonl(path: Path, lines: list[bw.Line]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
@@ -720,7 +744,7 @@ def _http_error(what: str, response: httpx.Response) -> str:
     return f"{what} answered HTTP {response.status_code}: {bw._one_line(message, 160)}"
 
 
-def _result(row: dict, attempts: list[dict]) -> GenerationResult:
+def _result(row: Any, attempts: list[Any]) -> GenerationResult:
     """A GenerationResult from a ledger job row and its attempt rows."""
     return GenerationResult(
         success=row["status"] == "done", requested=row["requested"],

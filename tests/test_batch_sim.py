@@ -144,7 +144,8 @@ def test_get_answers_503_when_scripted_and_a_range_download_resumes(make_sim, tm
     time.sleep(0.2)
     app.script("get", "503")
     assert httpx.get(f"{server.url}/v1beta/{name}", headers=headers).status_code == 503
-    status = batch_wire.parse_batch(httpx.get(f"{server.url}/v1beta/{name}", headers=headers).json())
+    got = httpx.get(f"{server.url}/v1beta/{name}", headers=headers)
+    status = batch_wire.parse_batch(got.json())
     whole = httpx.get(server.url + batch_wire.download_path(status.responses_file),
                       headers=headers).content
     tail = httpx.get(server.url + batch_wire.download_path(status.responses_file),

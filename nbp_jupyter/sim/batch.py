@@ -280,6 +280,7 @@ class BatchSim:
         if outcome == "safety":
             return {"response": wire.gemini_no_image(sreq, "safety")}
         width, height = sizes.pixels(line["size"], line["aspect"])
+        stamp: tuple[str, ...]
         if self.app.config.realistic or not self.stamp_prompts:  # one per size, drawn once
             stamp = ("SIMULATED", "batch body", f"{line['size']} {width}x{height}")
         else:
@@ -372,9 +373,10 @@ class BatchSim:
                   "&upload_protocol=resumable"
             return await self._reply(writer, 200, b"", {"x-goog-upload-url": url,
                                                         "x-goog-upload-status": "active"})
-        upload = self.uploads.get((req.query.get("upload_id") or [""])[0])
-        if upload is None:
+        found = self.uploads.get((req.query.get("upload_id") or [""])[0])
+        if found is None:
             return await self._error(writer, 404, "NOT_FOUND", "No such upload session.")
+        upload = found
         offset = int(req.headers.get("x-goog-upload-offset") or 0)
         if offset != upload.received:
             return await self._error(writer, 400, "INVALID_ARGUMENT",
