@@ -96,6 +96,15 @@ def test_expired_batch_ends_clearly_and_bills_nothing(bsim, home):
     assert totals["cost_usd"] == 0 and totals["jobs"] == 0
 
 
+def test_failed_batch_ends_with_the_services_reason(bsim, home):
+    """A batch the service fails says why, and nothing is billed or recorded as an image."""
+    bsim.app.batches.script("create", "fail")
+    job = _batch(bsim, home, ["one", "two"])
+    assert job.wait(30), job
+    assert job.state == "failed" and "Batch processing failed" in job.error
+    assert "not billed" in job.error and job.cost_usd == 0 and job.results() == []
+
+
 def test_polls_through_503s_and_a_cut_download(bsim, home):
     """503s on get and a download cut midway still end with every image exactly once."""
     bsim.app.batches.script("get", "503, 503, disconnect")

@@ -52,6 +52,7 @@ class SimBatch:
     lines: list[dict]  # {key, prompt, size, aspect}
     inline: bool
     expire: bool = False
+    fail: bool = False  # the whole batch fails at the service after its pending time
     cancelled: float | None = None
     results: str | None = None  # file id of the responses file, once written
     inlined: list[dict] | None = field(default=None, repr=False)
@@ -95,7 +96,8 @@ class BatchSim:
 
     # ----- steering (tests) ---------------------------------------------------------------
     def script(self, endpoint: str, items: str | list[str]) -> None:
-        """Queue behaviours for an endpoint: create ('503', 'disconnect', 'hang', 'expire'),
+        """Queue behaviours for an endpoint: create ('503', 'disconnect', 'hang', 'expire',
+        'fail'),
         get ('503', 'disconnect'), download ('cut:0.5', 'stall:0.5': after half the bytes)."""
         parsed = [s.strip() for s in (items.split(",") if isinstance(items, str) else items)]
         self._script[endpoint].extend(s for s in parsed if s)
@@ -152,7 +154,8 @@ class BatchSim:
             return await self._error(writer, 400, "INVALID_ARGUMENT", f"Invalid batch: {exc}")
         batch = SimBatch(id=uuid.uuid4().hex[:16], model=f"models/{model}", created=time.time(),
                          display_name=str(_field(spec, "displayName") or ""), lines=lines,
-                         inline=inline, expire=behaviour == "expire")
+                         inline=inline, expire=behaviour == "expire",
+                         fail=behaviour == "fail")
         self.batches[batch.id] = batch
         await asyncio.to_thread(self._save, batch)
         if behaviour == "disconnect":  # made, but the answer is lost on the way
@@ -248,6 +251,8 @@ class BatchSim:
             return "PENDING"
         if batch.expire or (elapsed >= EXPIRE_AFTER_S and elapsed < end):
             return "EXPIRED"
+        if batch.fail:
+            return "FAILED"
         if elapsed < end or (batch.results is None and batch.inlined is None):
             return "RUNNING"  # or done, with its results still being written
         return "SUCCEEDED"
@@ -255,7 +260,8 @@ class BatchSim:
     async def _settle(self, batch: SimBatch) -> None:
         """Write the results once the batch's time has come (in a thread: images, disk)."""
         due = self._elapsed(batch) >= self.pending_s + self._run_s(batch)
-        if not due or batch.cancelled or batch.expire or batch.results or batch.inlined:
+        if not due or batch.cancelled or batch.expire or batch.fail or batch.results \
+                or batch.inlined:
             return
         task = self._building.get(batch.id)
         if task is None:
@@ -350,6 +356,9 @@ class BatchSim:
         final = self._state(batch) not in ("PENDING", "RUNNING")
         if final:
             body["done"] = True
+            if batch.fail:
+                body["error"] = {"code": 13, "message": "Batch processing failed: an internal "
+                                 "error occurred.", "status": "INTERNAL"}
             if "output" in resource:
                 body["response"] = {"@type": OUTPUT_TYPE, **resource["output"]}
         return body
