@@ -20,8 +20,7 @@ from typing import Any, Literal
 
 from . import facts, sizes
 
-# docs/facts.md "Batch API": the Batch API bills half the interactive price.
-BATCH_PRICE_FACTOR = 0.5
+BATCH_PRICE_FACTOR = facts.BATCH_PRICE_FACTOR  # docs/facts.md "Batch API"
 # docs/facts.md "Batch API": inline requests are for batches whose create request stays
 # under 20 MB; anything larger goes through an uploaded JSONL file.
 MAX_INLINE_BYTES = facts.MAX_INLINE_REQUEST_BYTES

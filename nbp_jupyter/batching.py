@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from . import batch_wire as bw
-from . import checks, config, pricing, sizes
+from . import checks, config, facts, pricing, sizes
 from .batch_store import BatchLedger, BatchState, LineRow
 from .errors import BadResponse, ConfigError
 from .jobs import session
@@ -284,7 +284,10 @@ def _lines(prompts: Iterable[str | dict], size: str | None, aspect: str | None) 
     if isinstance(prompts, (str, bytes)):
         raise ConfigError("batch() takes a list of prompts, not one string",
                           hint="use generate() or submit() for one image, or wrap it: [prompt]")
-    rows = list(prompts.tolist() if hasattr(prompts, "tolist") else prompts)
+    if hasattr(prompts, "columns") and hasattr(prompts, "to_dict"):  # a whole DataFrame
+        rows = prompts.to_dict("records")  # iterating it would yield its column names
+    else:
+        rows = list(prompts.tolist() if hasattr(prompts, "tolist") else prompts)
     if not rows:
         raise ConfigError("no prompts to send", hint="give a list or a pandas column of prompts")
     lines = []
@@ -531,9 +534,9 @@ class _Runner:
                 self._inlined = status.inlined
             return
         words = {
-            "expired": "the service did not finish it within 48 hours (docs/facts.md "
-                       "'Batch API'); nothing is billed for lines without a result — send "
-                       "them again, perhaps in smaller batches",
+            "expired": f"the service did not finish it within "
+                       f"{facts.BATCH_EXPIRES_AFTER_S / 3600:.0f} hours; nothing is billed for "
+                       "lines without a result — send them again, perhaps in smaller batches",
             "cancelled": "cancelled; lines without a result are not billed",
             "failed": f"the service reports the batch failed: {status.error or 'no reason given'}"
                       "; lines without a result are not billed"}

@@ -174,6 +174,19 @@ def test_pandas_column_with_the_keyless_simulator(home, monkeypatch):
     assert all(r.simulated for r in job.results())
 
 
+def test_a_whole_dataframe_sends_its_rows(bsim, home):
+    """batch(df) sends one line per row with its own options, not the column names."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"prompt": ["a fox", "a jay"], "aspect": ["16:9", "9:16"]})
+    job = _batch(bsim, home, frame)
+    assert job.wait(30) and job.state == "done"
+    assert [(r.prompt, r.width, r.height) for r in job.results()] == [
+        ("a fox", 1376, 768), ("a jay", 768, 1376)]
+    with pytest.raises(ConfigError, match="unknown field"):
+        _batch(bsim, home, frame.assign(colour="red"))
+
+
 def test_parse_line_reads_both_result_forms():
     """A responses-file line and an inlined response give the same key and image."""
     response = {"candidates": [{"content": {"parts": [{"inlineData": {
