@@ -52,10 +52,10 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics; running jobs finish in the background and are kept in the ledger."""
     magics = ipython.magics_manager.magics
-    for kind, names in (("cell", ("nbp",)), ("line", ("nbp", "nbp_wait", "nbp_cancel",
-                                                      "nbp_jobs", "nbp_history", "nbp_show",
-                                                      "nbp_config", "nbp_panel", "nbp_batch", "nbp_batches")),
-                        ("cell", ("nbp_batch",))):
+    for kind, names in (("cell", ("nbp", "nbp_batch")),
+                        ("line", ("nbp", "nbp_wait", "nbp_cancel", "nbp_jobs", "nbp_history",
+                                  "nbp_show", "nbp_config", "nbp_panel", "nbp_batch",
+                                  "nbp_batches"))):
         for name in names:
             magics[kind].pop(name, None)
     ipython.configurables[:] = [c for c in ipython.configurables
