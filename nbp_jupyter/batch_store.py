@@ -30,6 +30,7 @@ BatchState = Literal["creating", "pending", "running", "collecting", "done", "fa
                      "cancelled", "expired"]
 BATCH_STATES: tuple[str, ...] = get_args(BatchState)
 UNFINISHED: tuple[str, ...] = ("creating", "pending", "running", "collecting")
+FINAL_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled", "expired"})
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (

@@ -12,7 +12,8 @@ import html
 import time
 
 from . import display as render
-from .batching import FINAL_STATES, BatchJob
+from .batch_store import FINAL_STATES
+from .batching import BatchJob
 from .jobs import session
 from .timefmt import clock, short
 
