@@ -427,12 +427,12 @@ class _LineTaker:
         request = Request(prompt=line.prompt, size=line.size, aspect=line.aspect, model=model,
                           provider=self.settings.provider)
         delivered, error, path = None, parsed.error, None
+        counted = parsed.tokens.as_row() if parsed.tokens else {}  # the ledger's token columns
         if parsed.image is not None:
             try:
                 delivered = checks.check(
-                    ParsedImage(data=parsed.image, mime=parsed.mime,
-                                output_tokens=parsed.output_tokens,
-                                input_tokens=parsed.input_tokens, simulated=self.job.simulated),
+                    ParsedImage(data=parsed.image, mime=parsed.mime, tokens=parsed.tokens,
+                                simulated=self.job.simulated),
                     request, line.size, model)
             except BadResponse as exc:
                 error = exc.one_line()
@@ -445,18 +445,17 @@ class _LineTaker:
                               provider=self.settings.provider, outcome="ok", http_status=200,
                               waited_s=0.0, elapsed_s=turnaround, billed="yes", cost_usd=cost,
                               detail=f"{detail}: {delivered.detail}", width=delivered.width,
-                              height=delivered.height)
+                              height=delivered.height, **counted)
         else:
-            billed = parsed.billed and parsed.output_tokens
-            cost = round(pricing.cost(model, line.size, parsed.output_tokens,
-                                      parsed.input_tokens) * bw.BATCH_PRICE_FACTOR, 6) \
-                if billed else 0.0
+            billed = parsed.billed and parsed.tokens is not None
+            cost = round(pricing.cost(model, line.size, parsed.tokens, image=False)
+                         * bw.BATCH_PRICE_FACTOR, 6) if billed else 0.0
             blocked = "blocked" in (error or "") or "SAFETY" in (error or "")
             attempt = Attempt(number=1, resolution=line.size, model=model,
                               provider=self.settings.provider,
                               outcome="blocked" if blocked else "server_error", http_status=200,
                               waited_s=0.0, elapsed_s=turnaround, billed="yes" if billed else "no",
-                              cost_usd=cost, detail=f"{detail}: {error}")
+                              cost_usd=cost, detail=f"{detail}: {error}", **counted)
         result = GenerationResult(
             success=delivered is not None, requested=line.size,
             resolution=delivered.resolution if delivered else None,

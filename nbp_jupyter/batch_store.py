@@ -207,10 +207,14 @@ class BatchLedger:
             db.execute(
                 "INSERT INTO attempts (job_id, number, started, resolution, model, provider,"
                 " outcome, http_status, waited_s, elapsed_s, billed, cost_usd, detail, width,"
-                " height, estimate_usd) VALUES (?,1,?,?,?,?,?,?,0,NULL,?,?,?,?,?,?)",
+                " height, estimate_usd, input_text_tokens, input_image_tokens,"
+                " output_image_tokens, output_text_tokens, thought_tokens)"
+                " VALUES (?,1,?,?,?,?,?,?,0,NULL,?,?,?,?,?,?,?,?,?,?,?)",
                 (job_id, batch[0], attempt.resolution, attempt.model, provider, attempt.outcome,
                  attempt.http_status, attempt.billed, attempt.cost_usd, attempt.detail,
-                 attempt.width, attempt.height, attempt.cost_usd))
+                 attempt.width, attempt.height, attempt.cost_usd, attempt.input_text_tokens,
+                 attempt.input_image_tokens, attempt.output_image_tokens,
+                 attempt.output_text_tokens, attempt.thought_tokens))
             db.execute("UPDATE batch_lines SET job_id=?, status=?, error=? WHERE batch_id=?"
                        " AND key=?", (job_id, status, result.error, batch_id, line.key))
             db.execute(f"UPDATE batches SET {'done' if result.success else 'failed'}="

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import facts, sizes
+from .pricing import Tokens
+from .providers.gemini import usage_tokens
 
 BATCH_PRICE_FACTOR = facts.BATCH_PRICE_FACTOR  # docs/facts.md "Batch API"
 # docs/facts.md "Batch API": inline requests are for batches whose create request stays
@@ -203,10 +205,13 @@ class LineResult:
     key: str | None
     image: bytes | None = field(default=None, repr=False)
     mime: str = "image/png"
-    output_tokens: int | None = None
-    input_tokens: int | None = None
+    tokens: Tokens | None = None
     error: str | None = None
     billed: bool = False  # tokens were produced (a blocked image may still be billed)
+
+    @property
+    def output_tokens(self) -> int | None:
+        return self.tokens.output_image if self.tokens else None
 
 
 def parse_line(raw: bytes | str | dict) -> LineResult:
@@ -227,14 +232,12 @@ def parse_line(raw: bytes | str | dict) -> LineResult:
     response = data.get("response")
     if not isinstance(response, dict):
         return LineResult(key, error="the line holds neither a response nor an error")
-    usage: dict = response["usageMetadata"] if isinstance(response.get("usageMetadata"),
-                                                          dict) else {}
-    out_tokens = _int(usage.get("candidatesTokenCount"))
-    in_tokens = _int(usage.get("promptTokenCount"))
+    tokens = usage_tokens(response.get("usageMetadata"))  # the interactive wire's reading
+    produced = bool(tokens and (tokens.output_image or tokens.output_text or tokens.thoughts))
     feedback = response.get("promptFeedback") or {}
     if isinstance(feedback, dict) and feedback.get("blockReason"):
         return LineResult(key, error=f"prompt blocked ({feedback['blockReason']})",
-                          input_tokens=in_tokens)
+                          tokens=tokens)
     candidates = response.get("candidates")
     candidate = candidates[0] if isinstance(candidates, list) and candidates else {}
     parts = ((candidate.get("content") or {}).get("parts") if isinstance(candidate, dict)
@@ -245,16 +248,15 @@ def parse_line(raw: bytes | str | dict) -> LineResult:
             try:
                 image = base64.b64decode(inline.get("data") or "", validate=True)
             except (binascii.Error, ValueError):
-                return LineResult(key, error="the image is not valid base64",
-                                  output_tokens=out_tokens, billed=bool(out_tokens))
+                return LineResult(key, error="the image is not valid base64", tokens=tokens,
+                                  billed=produced)
             if not image:
                 break
             return LineResult(key, image=image, mime=str(inline.get("mimeType") or "image/png"),
-                              output_tokens=out_tokens, input_tokens=in_tokens, billed=True)
+                              tokens=tokens, billed=True)
     reason = candidate.get("finishReason") if isinstance(candidate, dict) else None
     return LineResult(key, error=f"no image (finishReason {reason or 'missing'})",
-                      output_tokens=out_tokens, input_tokens=in_tokens,
-                      billed=bool(out_tokens))
+                      tokens=tokens, billed=produced)
 
 
 def expected_answer_bytes(lines: list[Line]) -> int:

@@ -29,6 +29,7 @@ from .batch_runner import Runner, send_cancel
 from .batch_store import FINAL_STATES, BatchLedger, BatchState, LineRow
 from .errors import ConfigError
 from .jobs import session
+from .store import TOKEN_COLUMNS
 from .types import Attempt, GenerationResult
 
 log = logging.getLogger("nbp_jupyter")
@@ -291,7 +292,7 @@ def _result(row: Any, attempts: list[Any]) -> GenerationResult:
             provider=a["provider"], outcome=a["outcome"], http_status=a["http_status"],
             waited_s=a["waited_s"] or 0.0, elapsed_s=a["elapsed_s"] or row["elapsed_s"] or 0.0,
             billed=a["billed"], cost_usd=a["cost_usd"], detail=a["detail"], width=a["width"],
-            height=a["height"]) for a in attempts],
+            height=a["height"], **{c: a.get(c) for c in TOKEN_COLUMNS}) for a in attempts],
         elapsed_s=row["elapsed_s"] or 0.0, cost_usd=row["cost_usd"],
         cost_unknown_usd=row["cost_unknown_usd"], error=row["error"],
         simulated=bool(row["simulated"]), prompt=row["prompt"], job_id=row["id"],

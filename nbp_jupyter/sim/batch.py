@@ -25,7 +25,6 @@ import time
 import uuid
 import weakref
 from dataclasses import asdict, dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 
 from .. import facts, sizes
@@ -107,7 +106,7 @@ class BatchSim:
         return queue.popleft() if queue else "ok"
 
     # ----- routing --------------------------------------------------------------------------
-    async def route(self, req, reader, writer) -> bool | None:
+    async def route(self, req, peer) -> bool | None:
         """Answer a batch or files request; None when the path is not ours."""
         path, method = _versionless(req.path), req.method
         if method == "POST" and path.endswith(":batchGenerateContent") and "/models/" in path:
@@ -126,24 +125,25 @@ class BatchSim:
         session = handler == self._upload and "upload_id" in req.query
         denied = None if session else self.app._auth_error(req, "gemini")
         if denied:
-            return await self._reply(writer, *denied)
-        return await handler(req, reader, writer)
+            return await self._reply(peer, *denied)
+        return await handler(req, peer)
 
-    async def _reply(self, writer, status: int, body: dict | bytes,
+    async def _reply(self, peer, status: int, body: dict | bytes,
                      headers: dict | None = None) -> bool:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        writer.write(_head(status, len(data), headers) + data)
-        await writer.drain()
+        peer.start(status, len(data), headers)
+        peer.send(data, end=True)
+        await peer.writer.drain()
         return True
 
-    async def _error(self, writer, status: int, code: str, message: str) -> bool:
-        return await self._reply(writer, status, wire.gemini_error(status, code, message))
+    async def _error(self, peer, status: int, code: str, message: str) -> bool:
+        return await self._reply(peer, status, wire.gemini_error(status, code, message))
 
     # ----- batches ------------------------------------------------------------------------
-    async def _create(self, req, reader, writer) -> bool:
+    async def _create(self, req, peer) -> bool:
         behaviour = self._next("create")
         if behaviour == "503":
-            return await self._error(writer, 503, "UNAVAILABLE", "The service is currently "
+            return await self._error(peer, 503, "UNAVAILABLE", "The service is currently "
                                      "unavailable.")
         try:
             body = json.loads(req.body or b"null")
@@ -151,7 +151,7 @@ class BatchSim:
             model = req.path.split("/models/", 1)[1].rsplit(":", 1)[0]
             lines, inline = await asyncio.to_thread(self._read_input, spec)
         except (ValueError, KeyError, TypeError) as exc:
-            return await self._error(writer, 400, "INVALID_ARGUMENT", f"Invalid batch: {exc}")
+            return await self._error(peer, 400, "INVALID_ARGUMENT", f"Invalid batch: {exc}")
         batch = SimBatch(id=uuid.uuid4().hex[:16], model=f"models/{model}", created=time.time(),
                          display_name=str(_field(spec, "displayName") or ""), lines=lines,
                          inline=inline, expire=behaviour == "expire",
@@ -159,12 +159,12 @@ class BatchSim:
         self.batches[batch.id] = batch
         await asyncio.to_thread(self._save, batch)
         if behaviour == "disconnect":  # made, but the answer is lost on the way
-            writer.transport.abort()
+            peer.writer.transport.abort()
             return False
         if behaviour == "hang":  # made, and no answer until the client gives up
-            await reader.read()
+            await peer.reader.read()
             return False
-        return await self._reply(writer, 200, self._view(batch))
+        return await self._reply(peer, 200, self._view(batch))
 
     def _read_input(self, spec: dict) -> tuple[list[dict], bool]:
         config = _field(spec, "inputConfig")
@@ -195,36 +195,36 @@ class BatchSim:
             raise ValueError("no requests")
         return lines, not file_name
 
-    async def _batches(self, req, reader, writer) -> bool:
+    async def _batches(self, req, peer) -> bool:
         rest = _versionless(req.path).removeprefix("/v1beta/batches").lstrip("/")
         if req.method == "GET" and not rest:
-            return await self._list(req, writer)
+            return await self._list(req, peer)
         name, _, verb = rest.partition(":")
         batch = self.batches.get(name)
         if batch is None:
-            return await self._error(writer, 404, "NOT_FOUND", f"Batch batches/{name} not found.")
+            return await self._error(peer, 404, "NOT_FOUND", f"Batch batches/{name} not found.")
         if req.method == "POST" and verb == "cancel":
             if self._state(batch) in ("PENDING", "RUNNING"):
                 batch.cancelled = time.time()
                 await asyncio.to_thread(self._save, batch)
-            return await self._reply(writer, 200, {})
+            return await self._reply(peer, 200, {})
         if req.method == "DELETE" and not verb:
             del self.batches[name]
             (self.meta / f"{name}.json").unlink(missing_ok=True)
-            return await self._reply(writer, 200, {})
+            return await self._reply(peer, 200, {})
         if req.method != "GET" or verb:
-            return await self._error(writer, 400, "INVALID_ARGUMENT", "Unknown method.")
+            return await self._error(peer, 400, "INVALID_ARGUMENT", "Unknown method.")
         behaviour = self._next("get")
         if behaviour == "503":
-            return await self._error(writer, 503, "UNAVAILABLE", "The service is currently "
+            return await self._error(peer, 503, "UNAVAILABLE", "The service is currently "
                                      "unavailable.")
         if behaviour == "disconnect":
-            writer.transport.abort()
+            peer.writer.transport.abort()
             return False
         await self._settle(batch)
-        return await self._reply(writer, 200, self._view(batch))
+        return await self._reply(peer, 200, self._view(batch))
 
-    async def _list(self, req, writer) -> bool:
+    async def _list(self, req, peer) -> bool:
         size = int((req.query.get("pageSize") or ["50"])[0])
         start = int((req.query.get("pageToken") or ["0"])[0] or 0)
         ordered = sorted(self.batches.values(), key=lambda b: -b.created)
@@ -234,7 +234,7 @@ class BatchSim:
         body: dict = {"operations": [self._operation(b) for b in page]}
         if start + size < len(ordered):
             body["nextPageToken"] = str(start + size)
-        return await self._reply(writer, 200, body)
+        return await self._reply(peer, 200, body)
 
     # ----- the schedule -------------------------------------------------------------------
     def _elapsed(self, batch: SimBatch) -> float:
@@ -367,7 +367,7 @@ class BatchSim:
         return self._resource(batch) if self.shape == "resource" else self._operation(batch)
 
     # ----- files ----------------------------------------------------------------------------
-    async def _upload(self, req, reader, writer) -> bool:
+    async def _upload(self, req, peer) -> bool:
         command = req.headers.get("x-goog-upload-command", "").lower()
         if "start" in command:
             size = int(req.headers.get("x-goog-upload-header-content-length") or 0)
@@ -380,24 +380,24 @@ class BatchSim:
             (self.files / f".{upload.id}.part").write_bytes(b"")
             url = f"{self.app.base_url}/upload/v1beta/files?upload_id={upload.id}" \
                   "&upload_protocol=resumable"
-            return await self._reply(writer, 200, b"", {"x-goog-upload-url": url,
+            return await self._reply(peer, 200, b"", {"x-goog-upload-url": url,
                                                         "x-goog-upload-status": "active"})
         found = self.uploads.get((req.query.get("upload_id") or [""])[0])
         if found is None:
-            return await self._error(writer, 404, "NOT_FOUND", "No such upload session.")
+            return await self._error(peer, 404, "NOT_FOUND", "No such upload session.")
         upload = found
         offset = int(req.headers.get("x-goog-upload-offset") or 0)
         if offset != upload.received:
-            return await self._error(writer, 400, "INVALID_ARGUMENT",
+            return await self._error(peer, 400, "INVALID_ARGUMENT",
                                      f"offset {offset}, expected {upload.received}")
         part = self.files / f".{upload.id}.part"
         await asyncio.to_thread(_append, part, req.body)
         upload.received += len(req.body)
         if "finalize" not in command:
-            return await self._reply(writer, 200, b"", {"x-goog-upload-status": "active"})
+            return await self._reply(peer, 200, b"", {"x-goog-upload-status": "active"})
         os.replace(part, self.files / upload.id)
         del self.uploads[upload.id]
-        return await self._reply(writer, 200, {"file": self._file(upload.id, upload.display_name)},
+        return await self._reply(peer, 200, {"file": self._file(upload.id, upload.display_name)},
                                  {"x-goog-upload-status": "final"})
 
     def _file(self, file_id: str, display_name: str = "") -> dict:
@@ -409,17 +409,17 @@ class BatchSim:
                 "downloadUri": f"{self.app.base_url}/download/v1beta/files/{file_id}"
                                ":download?alt=media"}
 
-    async def _files(self, req, reader, writer) -> bool:
+    async def _files(self, req, peer) -> bool:
         rest = req.path.split("/files/", 1)[1]
         file_id, _, verb = rest.partition(":")
         path = self.files / file_id
         if file_id.startswith(".") or "/" in file_id or not path.is_file():
-            return await self._error(writer, 404, "NOT_FOUND", f"File files/{file_id} not found.")
+            return await self._error(peer, 404, "NOT_FOUND", f"File files/{file_id} not found.")
         if verb != "download":
-            return await self._reply(writer, 200, self._file(file_id))
-        return await self._download(req, reader, writer, path)
+            return await self._reply(peer, 200, self._file(file_id))
+        return await self._download(req, peer, path)
 
-    async def _download(self, req, reader, writer, path: Path) -> bool:
+    async def _download(self, req, peer, path: Path) -> bool:
         """Stream from disk, honouring `Range: bytes=N-`; scripted cuts and stalls."""
         size = path.stat().st_size
         start = 0
@@ -434,8 +434,7 @@ class BatchSim:
         else:
             kind = behaviour
         headers = {"Content-Range": f"bytes {start}-{size - 1}/{size}"} if start else {}
-        writer.write(_head(206 if start else 200, size - start, headers,
-                           "application/octet-stream"))
+        peer.start(206 if start else 200, size - start, headers, "application/octet-stream")
         sent = start
         with open(path, "rb") as fh:
             fh.seek(start)
@@ -443,14 +442,16 @@ class BatchSim:
                 chunk = await asyncio.to_thread(fh.read, min(CHUNK, stop_at - sent))
                 if not chunk:
                     break
-                writer.write(chunk)
+                peer.send(chunk)
                 sent += len(chunk)
-                await writer.drain()
+                await peer.writer.drain()
         if sent < size:
             if kind == "stall":  # silent until the client goes away
-                await reader.read()
-            writer.transport.abort()
+                await peer.reader.read()
+            peer.writer.transport.abort()
             return False
+        peer.send(b"", end=True)
+        await peer.writer.drain()
         return True
 
 
@@ -475,11 +476,3 @@ def _field(obj: object, camel: str):
         return obj[camel]
     snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)
     return obj.get(snake)
-
-
-def _head(status: int, length: int, headers: dict | None = None,
-          content_type: str = "application/json; charset=UTF-8") -> bytes:
-    lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", f"Content-Type: {content_type}",
-             f"Content-Length: {length}", "Server: nbp-sim", "x-nbp-simulated: true"]
-    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
