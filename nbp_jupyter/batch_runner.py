@@ -293,8 +293,9 @@ class Runner:
         taker = await self._thread(_LineTaker, self.job, self.ledger, self.settings, row)
         if self._inlined is None and not row["responses_file"]:
             # resumed after a restart: ask again for where the results are
-            response = await self._call("GET", f"/v1beta/{self.job.name}")
-            status = bw.parse_batch(await self._json(response))
+            status = await self._status_now()
+            if status is None:
+                return
             self._inlined = status.inlined
             if status.responses_file:
                 await self._update(responses_file=status.responses_file)
@@ -302,16 +303,35 @@ class Runner:
         if self._inlined is not None:
             for item in self._inlined:
                 await self._thread(taker.take, item, None)
-        else:
-            await self._download(row["responses_file"], taker)
+        elif not await self._download(row["responses_file"], taker):
+            return
         missing = sum(1 for line in await self._thread(self.ledger.lines, self.job.id)
                       if line.job_id is None)
         error = (f"{missing} line(s) had no result in the answer; not billed" if missing
                  else None)
         await self._finish("done", error, "missing" if missing else None)
 
-    async def _download(self, file_name: str, taker: _LineTaker) -> None:
-        """Stream the responses file, resuming a cut download from the last whole line."""
+    async def _status_now(self) -> bw.BatchStatus | None:
+        """The batch's status, asked until the service answers; None if it refused (the
+        batch has then been ended with the reason)."""
+        wait = POLL_FIRST_S / 10
+        while True:
+            try:
+                response = await self._call("GET", f"/v1beta/{self.job.name}")
+            except _Uncertain:
+                response = None
+            if response is not None and response.status_code == 200:
+                return bw.parse_batch(await self._json(response))
+            if response is not None and response.status_code not in (408, 429) \
+                    and response.status_code < 500:
+                await self._finish("failed", _http_error("poll", response), "unknown")
+                return None
+            await self._sleep(wait)
+            wait = min(wait * 2, POLL_MAX_S)
+
+    async def _download(self, file_name: str, taker: _LineTaker) -> bool:
+        """Stream the responses file, resuming a cut download from the last whole line;
+        False if the service refused it (the batch has then been ended with the reason)."""
         assert self.client is not None
         for attempt in range(DOWNLOAD_TRIES):
             offset = (await self._thread(self.ledger.batch, self.job.id))["download_offset"]
@@ -324,15 +344,19 @@ class Runner:
                                      read=max(CALL_TIMEOUT_S * self.scale, DOWNLOAD_IDLE_S))
                 async with self.client.stream("GET", bw.download_path(file_name),
                                               headers=headers, timeout=idle) as response:
+                    if response.status_code in (408, 429) or response.status_code >= 500:
+                        raise httpx.RemoteProtocolError(f"HTTP {response.status_code}")
                     if response.status_code not in (200, 206):
                         await response.aread()
-                        raise bw.BatchWireError(_http_error("download", response))
+                        await self._finish("failed", _http_error("download", response) +
+                                           "; the lines collected so far are kept", "missing")
+                        return False
                     # 206: from our offset; 200: the server ignored the range, skip to it
                     splitter.start(offset, skip=offset if response.status_code == 200 else 0)
                     async for chunk in response.aiter_bytes():  # as it arrives
                         await self._thread(splitter.feed, chunk)
                 await self._thread(splitter.close)
-                return
+                return True
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 log.info("batch %s: download cut (%s); resuming", self.job.id, exc)
                 await self._sleep(POLL_FIRST_S / 10 * 2 ** attempt)

@@ -120,6 +120,15 @@ def test_polls_through_503s_and_a_cut_download(bsim, home):
     assert len(files) == 6 and len(set(_ledger_jobs(home, job.id))) == 6
 
 
+def test_a_busy_download_is_asked_again(bsim, home):
+    """A 503 on the results download is retried, not taken for the end of the batch."""
+    bsim.app.batches.script("download", "503")
+    job = _batch(bsim, home, ["a", "b"], size="2K", max_response_mb=16)
+    assert job.wait(30), job
+    assert job.state == "done" and job.counts == (2, 0, 2)
+    assert len([m for m in bsim.app.batches.log if m["path"].startswith("/download/")]) == 2
+
+
 def test_failed_lines_keep_their_error(bsim, home):
     """A line the service failed is a failed job with its reason, not an image."""
     bsim.app.batches.fail_lines = {1}

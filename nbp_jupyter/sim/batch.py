@@ -96,8 +96,8 @@ class BatchSim:
     # ----- steering (tests) ---------------------------------------------------------------
     def script(self, endpoint: str, items: str | list[str]) -> None:
         """Queue behaviours for an endpoint: create ('503', 'disconnect', 'hang', 'expire',
-        'fail'),
-        get ('503', 'disconnect'), download ('cut:0.5', 'stall:0.5': after half the bytes)."""
+        'fail'), get ('503', 'disconnect'), download ('503', and 'cut:0.5' or 'stall:0.5':
+        cut off, or silent, after half the bytes)."""
         parsed = [s.strip() for s in (items.split(",") if isinstance(items, str) else items)]
         self._script[endpoint].extend(s for s in parsed if s)
 
@@ -427,6 +427,9 @@ class BatchSim:
         if wanted.startswith("bytes=") and wanted[6:].split("-")[0].isdigit():
             start = min(int(wanted[6:].split("-")[0]), size)
         behaviour = self._next("download")
+        if behaviour == "503":
+            return await self._error(peer, 503, "UNAVAILABLE", "The service is currently "
+                                     "unavailable.")
         stop_at = size
         if ":" in behaviour:
             kind, fraction = behaviour.split(":", 1)
