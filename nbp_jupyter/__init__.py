@@ -16,6 +16,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree, u
 __all__ = [
     "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
     "RetryPolicy", "Rung", "agenerate", "generate", "history", "panel", "set_price", "submit",
+    "BatchJob", "batch", "batch_job",
 ]
 
 _LAZY = {
@@ -23,10 +24,12 @@ _LAZY = {
     "GenerationResult": "types", "Attempt": "types", "Job": "jobs",
     "NbpError": "errors", "ConfigError": "errors", "AttemptError": "errors",
     "RetryPolicy": "policy", "Rung": "policy", "set_price": "pricing", "panel": "panel_widget",
+    "BatchJob": "batching", "batch": "batching", "batch_job": "batching",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import agenerate, generate, history, submit
+    from .batching import BatchJob, batch, batch_job
     from .errors import AttemptError, ConfigError, NbpError
     from .jobs import Job
     from .panel_widget import panel
@@ -37,21 +40,24 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext nbp_jupyter`: register %%nbp, the line magics and %config Nbp."""
+    from .batch_magics import register as register_batch_magics
     from .magics import Nbp, NbpMagics
 
     conf = Nbp(parent=ipython)
     ipython.configurables.append(conf)
     magics = NbpMagics(ipython, conf)
     ipython.register_magics(magics)
+    register_batch_magics(ipython, conf)  # %%nbp_batch, %nbp_batches; resumes batches
     magics.announce_stale()  # status lines a restarted kernel left behind say what happened
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics; running jobs finish in the background and are kept in the ledger."""
     magics = ipython.magics_manager.magics
-    for kind, names in (("cell", ("nbp",)), ("line", ("nbp", "nbp_wait", "nbp_cancel",
-                                                      "nbp_jobs", "nbp_history", "nbp_show",
-                                                      "nbp_config", "nbp_panel"))):
+    for kind, names in (("cell", ("nbp", "nbp_batch")),
+                        ("line", ("nbp", "nbp_wait", "nbp_cancel", "nbp_jobs", "nbp_history",
+                                  "nbp_show", "nbp_config", "nbp_panel", "nbp_batch",
+                                  "nbp_batches"))):
         for name in names:
             magics[kind].pop(name, None)
     ipython.configurables[:] = [c for c in ipython.configurables

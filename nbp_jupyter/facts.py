@@ -59,6 +59,11 @@ LARGEST_IMAGE_BYTES = 25 * 1024 * 1024
 # docs/facts.md "Networks": idle connections are cut by middle boxes after this long.
 IDLE_CUT_S: dict[str, float] = {"AWS ALB": 60.0, "nginx": 60.0, "Cloudflare": 100.0}
 
+# docs/facts.md "Batch API": half the interactive price; a batch pending or running for more
+# than 48 hours expires without results.
+BATCH_PRICE_FACTOR = 0.5
+BATCH_EXPIRES_AFTER_S = 48 * 3600.0
+
 # ----- our own thresholds, shared so that each has one value --------------------------
 # Finished attempts of one model and size before this machine's own figures replace the
 # published ones: for the status line's "usually", the panel's success rate, and the

@@ -27,7 +27,9 @@ class LocalSimulators:
             if key not in self._servers:
                 self._servers[key] = sim.start(profile=settings.sim_profile,
                                                time_scale=settings.time_scale,
-                                               seed=int.from_bytes(os.urandom(4), "big"))
+                                               seed=int.from_bytes(os.urandom(4), "big"),
+                                               # simulated batches outlive a kernel, as real ones do
+                                               state_dir=str(settings.home / "simulator"))
             return self._servers[key].url
 
     def servers(self) -> list[sim.SimServer]:

@@ -19,6 +19,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
     ("memory.py", ["--jobs", "2", "--runs", "1"]),
     ("responsiveness.py", ["--jobs", "5", "--samples", "3", "--time-scale", "0.05"]),
     ("loop_stall.py", ["--jobs", "2", "--size", "1K", "--rounds", "1"]),
+    ("batch_scale.py", ["--prompts", "6", "--time-scale", "0.001"]),
+    ("batch_memory.py", ["--lines", "3"]),
 ])
 def test_benchmark_runs_and_prints_its_ratios(script, args, tmp_path):
     """A broken benchmark is found by the suite, not when someone needs the numbers."""

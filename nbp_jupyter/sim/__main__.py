@@ -33,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the only key accepted (default: any non-empty key)")
     p.add_argument("--realistic", action="store_true",
                    help="bodies as large as real ones (a 4K PNG ~16 MB) for benchmarks")
+    p.add_argument("--state-dir", default=None,
+                   help="keep simulated batches and files in this folder (default: a temporary one)")
     return p
 
 
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = start(profile=args.profile, time_scale=args.time_scale, seed=args.seed,
                        script=args.script, api_key=args.api_key, realistic=args.realistic,
-                       host=args.host, port=args.port)
+                       host=args.host, port=args.port, state_dir=args.state_dir)
     except OSError as exc:
         print(f"nbp-sim: cannot listen on {args.host}:{args.port}: {exc.strerror}",
               file=sys.stderr)

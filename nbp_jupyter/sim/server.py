@@ -22,6 +22,7 @@ import h11
 
 from .. import facts, sizes
 from . import images, model, wire
+from .batch import BatchSim
 
 MAX_REQUEST_BYTES = 20 * 1024 * 1024  # [docs] 20 MB request cap
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
@@ -38,6 +39,7 @@ class SimConfig:
     script: str | list[str] | tuple[str, ...] | None = None
     api_key: str | None = None  # None: any non-empty key is accepted
     realistic: bool = False
+    state_dir: str | None = None  # where simulated batches and files persist (sim/batch.py)
 
 
 class _Request:
@@ -66,6 +68,7 @@ class SimApp:
         self.in_flight = 0  # generation requests being answered now
         self.max_in_flight = 0
         self.started = time.monotonic()  # a profile's spells (waves, outages) count from here
+        self.batches = BatchSim(self, config.state_dir)
 
     # ----- connection handling -------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -142,6 +145,9 @@ class SimApp:
     # ----- routing -------------------------------------------------------------------
     async def _respond(self, req: _Request, peer: _Peer) -> bool:
         path = req.path
+        handled = await self.batches.route(req, peer)
+        if handled is not None:
+            return handled
         if req.method == "GET" and path.startswith("/files/"):
             data = self._files.get(path.rsplit("/", 1)[-1].removesuffix(".png"))
             if data is None:
