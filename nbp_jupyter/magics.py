@@ -21,7 +21,7 @@ from . import api, live, stale
 from . import display as render
 from .errors import ConfigError
 from .jobs import Job, session
-from .policy import build_ladder, other_providers, trim_ladder
+from .options import Options
 from .records import load_history, ran_for_text, result_from_record
 from .timefmt import clock, short
 
@@ -54,6 +54,12 @@ class Nbp(Configurable):
             return True
         text = self.fallback.strip()
         return False if text.lower() in ("", "none", "false", "no") else text
+
+    def options(self) -> Options:
+        """These defaults as the configured layer of the one options path (options.py)."""
+        return Options(size=self.size, aspect=self.aspect, hedge=self.hedge,
+                       fallback=None if self.fallback is None else self.fallback_option(),
+                       **self.settings_kwargs())
 
     def settings_kwargs(self) -> dict:
         names = ("provider", "base_url", "model", "home", "time_scale", "max_concurrency",
@@ -122,18 +128,13 @@ class NbpMagics(Magics):
             raise UsageError(f"-n must be between 1 and 16, got {args.n}")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out needs a Python name, got {args.out!r}")
-        size = args.size or self.conf.size
-        fallback = False if args.no_fallback else (
-            args.fallback or trim_ladder(size, self.conf.fallback_option()))
+        said = Options(size=args.size, aspect=args.aspect, model=args.model,
+                       provider=args.provider, images=tuple(args.image), timeout=args.timeout,
+                       retries=args.retries, deadline=args.deadline,
+                       fallback=False if args.no_fallback else args.fallback,
+                       hedge=False if args.no_hedge else (True if args.hedge else None))
         try:
-            request, settings, policy = api.prepare(
-                prompt, size=size, aspect=args.aspect or self.conf.aspect,
-                images=args.image, timeout=args.timeout, retries=args.retries,
-                fallback=fallback, deadline=args.deadline,
-                hedge=not args.no_hedge and (args.hedge or self.conf.hedge),
-                **{**self.conf.settings_kwargs(),
-                   **{k: v for k, v in (("model", args.model), ("provider", args.provider))
-                      if v is not None}})
+            request, settings, policy = api.prepare_options(prompt, said.over(self.conf.options()))
             jobs = [session().submit(request, settings, policy) for _ in range(args.n)]
         except ConfigError as exc:
             raise _usage(exc) from None
@@ -300,7 +301,7 @@ class NbpMagics(Magics):
         fallback = self.conf.fallback_option()
         rows.append(["fallback", {True: "every smaller size", False: "none"}.get(fallback, fallback)])
         rows.append(["hedge", self.conf.hedge])
-        rows += _fallback_endpoints(fallback, settings)
+        rows += _fallback_endpoints(self.conf.options(), settings)
         display(HTML(render.table_html(["setting", "value"], rows)))
 
 
@@ -326,15 +327,15 @@ def history_html(records, scale: float = 1.0) -> str:
          "status", "image"], rows, raw_columns={8})
 
 
-def _fallback_endpoints(fallback: bool | str, settings) -> list[list[str]]:
+def _fallback_endpoints(configured: Options, settings) -> list[list[str]]:
     """One row per other provider the default fallback list steps to: where it goes, and
     whether its key is there (never the key), or what is wrong with it."""
-    if not isinstance(fallback, str):
+    if not isinstance(configured.fallback, str):
         return []
-    try:
-        providers = other_providers(build_ladder("4K", fallback), settings.provider)
-    except ValueError as exc:
-        return [["fallback problem", str(exc)]]
+    try:  # the whole list: as a 4K cell would use it
+        providers = api.fallback_providers(Options(size="4K").over(configured))
+    except ConfigError as exc:
+        return [["fallback problem", exc.one_line()]]
     rows = []
     for name in providers:
         try:

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .estimate import budget_warning, estimate
 from .events import Finished
 from .jobs import Job, session
-from .policy import trim_ladder
+from .options import Options, from_kwargs
 from .preview import preview_jpeg
 from .records import load_history
 from .timefmt import short
@@ -38,7 +38,7 @@ class Row:
     status: object
     cancel: object
     settings: Settings
-    options: dict
+    options: Options
     count: int = 1
 
 
@@ -62,6 +62,7 @@ class Panel:
         self.ladder = fallback if isinstance(fallback, str) else True
 
         self.settings_kwargs = dict(settings_kwargs or {})
+        self.configured = from_kwargs(self.settings_kwargs)  # %config Nbp, below the boxes
         base = self._settings()
         self.prompt = w.Textarea(placeholder="Describe the image…",
                                  layout=w.Layout(width="auto", height="70px"))  # fills, margins in
@@ -141,16 +142,16 @@ class Panel:
             kw["model"] = model
         return api.config.resolve(**kw)
 
-    def _options(self, **override) -> dict:
-        opts = dict(size=self.size.value, aspect=self.aspect.value,
-                    fallback=trim_ladder(override.get("size", self.size.value), self.ladder)
-                    if self.fallback.value else False,
-                    hedge=self.hedge.value, model=self.model.value.strip() or None,
-                    **self.settings_kwargs)
-        if self.provider.value != "(default)":
-            opts["provider"] = self.provider.value
-        opts.update(override)
-        return opts
+    def _options(self, **override) -> Options:
+        """What the boxes say, over the configured settings (api fits a configured fallback
+        list to the size, as it does for a cell)."""
+        boxes = Options(size=self.size.value, aspect=self.aspect.value,
+                        fallback=self.ladder if self.fallback.value else False,
+                        hedge=self.hedge.value, model=self.model.value.strip() or None,
+                        provider=None if self.provider.value == "(default)"
+                        else self.provider.value)
+        return boxes.with_(**override).over(self.configured).with_(
+            fallback_is_default=isinstance(self.ladder, str) and self.fallback.value)
 
     def spent(self) -> tuple[float, float]:
         """(billed, unknown) dollars of this session, as the footer shows them."""
@@ -161,9 +162,9 @@ class Panel:
         store = session().store(self._settings())
         return load_history(store, session=store.session).totals()
 
-    def _estimate_for(self, options: dict, count: int):
-        settings = self._settings(options.get("provider"), options.get("model"))
-        return estimate(session().store(settings), settings.model, options["size"], count)
+    def _estimate_for(self, options: Options, count: int):
+        settings = self._settings(options.provider, options.model)
+        return estimate(session().store(settings), settings.model, options.size or "1K", count)
 
     def current_estimate(self):
         return self._estimate_for(self._options(), self.count.value)
@@ -196,7 +197,7 @@ class Panel:
         if tile is None or "again" in tile.started:  # a quick second click pays nothing
             return []
         row = self.rows.get(tile.result.job_id)
-        options = dict(row.options) if row else self._options(size=tile.result.requested)
+        options = row.options if row else self._options(size=tile.result.requested)
         return self._spend(tile.result.prompt, options, 1, (tile, "again"))
 
     def upgrade_click(self) -> list[Job]:
@@ -206,15 +207,13 @@ class Panel:
             return []
         return self._spend(tile.result.prompt, self._upgrade_options(tile), 1, (tile, "upgrade"))
 
-    def _upgrade_options(self, tile: Tile) -> dict:
+    def _upgrade_options(self, tile: Tile) -> Options:
         """The image's own settings (the form's, for an image of another session) at 4K."""
         row = self.rows.get(tile.result.job_id)
-        options = dict(row.options) if row else self._options()
-        options["size"] = "4K"
-        options["fallback"] = trim_ladder("4K", self.ladder) if options.get("fallback") else False
-        return options
+        options = row.options if row else self._options()
+        return options.with_(size="4K")  # a configured fallback list is refitted to 4K
 
-    def _spend(self, prompt: str, options: dict, count: int, source) -> list[Job]:
+    def _spend(self, prompt: str, options: Options, count: int, source) -> list[Job]:
         """The one way money is spent from the panel: check the budget, then submit."""
         self.message.value = ""
         try:
@@ -237,10 +236,10 @@ class Panel:
         self.message.value = ""
         return self.submit(*pending) if yes and pending else []
 
-    def submit(self, prompt: str, options: dict, count: int = 1, source=None) -> list[Job]:
+    def submit(self, prompt: str, options: Options, count: int = 1, source=None) -> list[Job]:
         """Start the jobs (no budget check: callers go through _spend)."""
         try:
-            request, settings, policy = api.prepare(prompt, **options)
+            request, settings, policy = api.prepare_options(prompt, options)
         except ConfigError as exc:
             self.message.value = _error(exc.one_line())
             return []
@@ -262,7 +261,7 @@ class Panel:
             ui.Ticker(session().loop, self._tick)
         return jobs
 
-    def _add_row(self, job: Job, settings: Settings, options: dict) -> None:
+    def _add_row(self, job: Job, settings: Settings, options: Options) -> None:
         import ipywidgets as w
         status = w.HTML(self._row_html(job, settings), layout=w.Layout(min_width="0"))
         cancel = w.Button(description="Cancel", layout=w.Layout(width="80px", flex="0 0 auto"))
