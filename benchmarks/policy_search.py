@@ -162,15 +162,15 @@ def evaluate(policy: pol.RetryPolicy, worlds=WORLDS, seeds=(1, 2, 3), requests=2
 
 
 def grid():
-    """The settings searched: cut margin, tries at 4K, breaker length and cooldown, patience
-    and whether a retry after a cut waits longer."""
+    """The settings searched: cut margin and pace before any success, tries at 4K, breaker
+    length and cooldown, patience, and whether a retry after a cut waits longer."""
     base = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
-    for margin, tries, breaker, cooldown, patience, escalate in itertools.product(
-            (1.0, 1.1, 1.2), (3,), (5, 6, 8), (60.0, 120.0, 180.0), (300.0, 450.0, 600.0, 900.0),
-            (False,)):
-        yield (f"margin {margin} tries {tries} breaker {breaker} cooldown {cooldown:.0f} "
-               f"patience {patience:.0f} escalate {escalate}",
-               replace(base, timeout_margin=margin,
+    for margin, unseen, tries, breaker, cooldown, patience, escalate in itertools.product(
+            (1.0, 1.2), (1.0, 2.0), (3, 4), (5, 6, 8), (120.0, 180.0), (300.0, 600.0),
+            (False, True)):
+        yield (f"margin {margin} unseen {unseen} tries {tries} breaker {breaker} "
+               f"cooldown {cooldown:.0f} patience {patience:.0f} escalate {escalate}",
+               replace(base, timeout_margin=margin, unseen_pace=unseen,
                        attempts={**pol.DEFAULT_ATTEMPTS, "4K": tries},
                        breaker_failures=breaker, breaker_cooldown_s=cooldown,
                        patience_s=patience, escalate=escalate))
