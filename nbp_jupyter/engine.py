@@ -35,6 +35,9 @@ from .types import Attempt, GenerationResult, Request
 CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
 # Learned timeouts and hedge points move slowly: no need to query the ledger per attempt.
 LEARN_TTL_S = 2.0
+# Real seconds an attempt gets at least when time is simulated (time_scale < 1): at 0.001
+# a 1K cut of 150 s is 0.15 s, less than a loaded machine needs to render and send the answer.
+SIMULATED_FLOOR_S = 0.3
 # The session-wide evidence the policy reads (policy.regime): the last few dozen finished
 # attempts per endpoint and model, of every job.
 EVIDENCE_KEPT = 64
@@ -341,7 +344,9 @@ class Engine:
         http_request = wire.build(plan.request, resolution, model, base_url,
                                   settings.api_key or "", timeout_s=timeout_s)
         http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults
-        budget = timeout_s * scale
+        # In simulated time (scale < 1) an attempt gets at least SIMULATED_FLOOR_S of real
+        # time: the simulator's own CPU work for an answer must not count as service time.
+        budget = max(timeout_s * scale, SIMULATED_FLOOR_S) if scale < 1 else timeout_s * scale
         http_request.extensions["timeout"] = httpx.Timeout(
             budget, connect=min(CONNECT_S * scale, budget), write=WRITE_S * scale,
             pool=POOL_S * scale).as_dict()

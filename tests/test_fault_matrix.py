@@ -47,7 +47,7 @@ def test_fault(home, make_sim, item, provider, size):
     server = make_sim(profile="ideal", time_scale=SCALE, script=f"{item}, ok")
     result = nbp.generate("a fault matrix scene", size=size, provider=provider,
                           base_url=server.url, api_key=FAKE_KEY, time_scale=SCALE,
-                          fallback=False, timeout=30)
+                          fallback=False, timeout=60)  # 0.6 s real: room for a loaded machine
     expected = FAULTS[item].get(provider, FAULTS[item].get("*"))
     got = [(a.outcome, a.http_status, a.billed) for a in result.attempts]
     if expected is None:

@@ -8,8 +8,9 @@ from nbp_jupyter.policy import (BREAKER_COOLDOWN_S, BREAKER_FAILURES, DEFAULT_TI
                                 HEDGE_AFTER, PATIENCE_S, Past, Regime, RetryPolicy, Rung, Seen,
                                 Stop, Try, build_ladder, decide, hedge, regime)
 
-CUT_4K = 300.0  # 1.2 x the published 4K P99 (250 s)
-CUT_2K = 216.0  # 1.2 x 180 s
+CUT_4K = 250.0  # the published 4K P99, at the published pace
+CUT_2K = 180.0
+KNOWN = Regime(pace=1.0)  # the session's successes run at the published speed
 
 
 def policy(size="4K", fallback=True, **kw):
@@ -20,10 +21,11 @@ def fail(rung, outcome, elapsed=2.0, timeout=660.0, retry=None, started=0.0):
     return Past(rung, outcome, started, elapsed, timeout, retry)
 
 
-def test_first_attempt_is_cut_a_little_after_the_published_p99():
-    """A 4K call gets 300 s: time for 99 % of healthy calls, not the server's 600 s limit."""
-    decision = decide(policy(), [], now=0.0)
-    assert decision == Try(0, 0.0, CUT_4K, "first attempt")
+def test_attempts_are_cut_at_the_published_p99_once_the_pace_is_known():
+    """A 4K call gets 250 s when the session's calls run at the published speed (time for 99 %
+    of healthy calls, not the server's 600 s limit); 500 s before anything was seen."""
+    assert decide(policy(), [], now=0.0, regime=KNOWN) == Try(0, 0.0, CUT_4K, "first attempt")
+    assert decide(policy(), [], now=0.0).timeout_s == 2 * CUT_4K
     assert decide(policy(timeout_margin=None), [], now=0.0).timeout_s == DEFAULT_TIMEOUTS["4K"]
 
 
@@ -59,7 +61,7 @@ def test_one_hang_at_a_healthy_size_is_retried_there_at_once():
     """Independent failures: a single 4K hang says nothing about the next try, so the job
     asks for 4K again right away instead of giving the user a 2K image."""
     decision = decide(policy(), [fail(0, "timeout", elapsed=CUT_4K, timeout=CUT_4K)],
-                      now=CUT_4K, regime=Regime())
+                      now=CUT_4K, regime=KNOWN)
     assert decision.rung == 0 and decision.wait_s == 0.0 and decision.timeout_s == CUT_4K
 
 
@@ -112,7 +114,7 @@ def test_everyone_slow_moves_the_cut_out_and_forgives_early_cuts():
     slow = regime(seen, now=1010.0)
     assert slow.pace == pytest.approx(3.5) and slow.failing == {}
     assert decide(policy(), [], now=0.0, regime=slow).timeout_s == DEFAULT_TIMEOUTS["4K"]
-    assert regime(_wave(), now=1010.0).pace == 1.0  # failures alone say nothing of pace
+    assert regime(_wave(), now=1010.0).pace is None  # failures alone say nothing of pace
 
 
 def test_without_fallback_a_timeout_is_retried_at_the_same_size():
@@ -204,9 +206,11 @@ def test_learned_timeout_needs_samples_and_follows_the_ledger_pace():
 def test_earlier_sessions_seed_the_first_burst_cut():
     """A session's first calls, before it has seen anything, get the cut the ledger's
     earlier sessions learned; pinned policies ignore it; nothing passes the ceiling."""
-    assert decide(policy(), [], 0.0, learned={"4K": 450.0}).timeout_s == 450.0
+    cut = decide(policy(), [], 0.0, learned={"4K": 450.0}, regime=KNOWN).timeout_s
+    assert cut == 450.0
     assert decide(policy(), [], 0.0, learned={"4K": 9999.0}).timeout_s == DEFAULT_TIMEOUTS["4K"]
-    assert decide(policy(learn_timeouts=False), [], 0.0, learned={"4K": 450.0}).timeout_s == CUT_4K
+    pinned = policy(learn_timeouts=False)
+    assert decide(pinned, [], 0.0, learned={"4K": 450.0}, regime=KNOWN).timeout_s == CUT_4K
 
 
 def test_no_hedge_unless_asked_or_without_a_lower_rung():
@@ -216,11 +220,15 @@ def test_no_hedge_unless_asked_or_without_a_lower_rung():
 
 
 def test_hedge_starts_the_next_size_at_the_published_p99():
-    """A 4K call still running at 250 s gets a 2K try beside it, with the 2K timeout."""
+    """Before the session knows its pace (4K cut at 500 s), a 4K call still running at 250 s
+    gets a 2K try beside it, with the 2K timeout; once calls run at the published speed the
+    cut at 250 s and a retry take the hedge's place."""
     p = policy(hedge_after=HEDGE_AFTER)
     main = decide(p, [], now=0.0)
-    assert hedge(p, main, now=0.0) == Try(1, 250.0, CUT_2K,
+    assert hedge(p, main, now=0.0) == Try(1, 250.0, 2 * CUT_2K,
                                           "hedge: 4K still running after 250 s")
+    known = decide(p, [], now=0.0, regime=KNOWN)
+    assert hedge(p, known, now=0.0, regime=KNOWN) is None
 
 
 def test_hedge_never_outlasts_the_deadline_or_the_main_timeout():
