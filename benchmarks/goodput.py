@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbp_jupyter as nbp  # noqa: E402
 from nbp_jupyter import facts, jobs, sim  # noqa: E402
-from nbp_jupyter.policy import HEDGE_AFTER, RetryPolicy, Rung, build_ladder, percentile  # noqa: E402
+from nbp_jupyter.policy import HEDGE_AFTER, RetryPolicy, Rung, build_ladder  # noqa: E402
+from nbp_jupyter.stats import percentile  # noqa: E402
 
 ALL = ("1K", "2K", "4K")
 WORLDS = ("independent", "typical", "peak", "waves", "slow", "outage4k")

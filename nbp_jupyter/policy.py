@@ -28,6 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from .stats import percentile  # noqa: F401  (policy.percentile stays importable)
 from . import facts, sizes
 from .errors import FINAL_OUTCOMES
 
@@ -231,11 +232,6 @@ def parse_rung(item: str, default_resolution: str) -> Rung:
     if re.fullmatch(r"\d+k", text, re.IGNORECASE):  # looks like a size: must be one
         return Rung(sizes.normalize_resolution(text))
     return Rung(default_resolution, text)
-
-
-def percentile(ordered: list[float], q: float) -> float:
-    """The q-quantile (0..1) of an already sorted, non-empty list, nearest rank below."""
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def learned_timeout(resolution: str, latencies: list[float]) -> float | None:

@@ -62,7 +62,7 @@ MIN_SAMPLES = facts.MIN_SAMPLES  # fewer own measurements than this: trust the p
 
 def expected_latency(store: Store, model: str, resolution: str) -> tuple[float, float]:
     """(P50, P95) service seconds: this machine's own history once it has enough samples."""
-    from .policy import percentile
+    from .stats import percentile
     samples = sorted(store.latencies(model, resolution))
     if len(samples) < MIN_SAMPLES:  # docs/facts.md "Latency and success"
         return facts.LATENCY[resolution].p50, facts.LATENCY[resolution].p95
