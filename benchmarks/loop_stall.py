@@ -20,6 +20,7 @@ from pathlib import Path
 from _common import ROOT, median, print_table, sim_process
 
 sys.path.insert(0, str(ROOT))
+from nbp_jupyter.options import from_kwargs  # noqa: E402
 from nbp_jupyter import api, jobs, ui  # noqa: E402
 from nbp_jupyter.events import Finished  # noqa: E402
 from nbp_jupyter.panel_widget import THUMB, Panel  # noqa: E402
@@ -55,7 +56,7 @@ def run(mode: str, n: int, size: str) -> list[float]:
     options = dict(SETTINGS, size=size, fallback=False)
     if mode == "panel":
         panel = Panel(SETTINGS)
-        started = ui.call(panel.submit, "a harbour at night", options, n).result(60)
+        started = ui.call(panel.submit, "a harbour at night", from_kwargs(options), n).result(60)
     else:
         listener = old_panel_listener if mode == "old panel" else None
         started = [api.submit("a harbour at night", listener=listener, **options)
