@@ -106,7 +106,8 @@ def _last_reason(job: Job) -> str:
                 return f"{event.from_label} is slow: {event.to_label} is trying beside it"
             return f"fell back {event.from_label} → {event.to_label}"
         if isinstance(event, AttemptFailed):
-            return f"last: {event.attempt.outcome}"
+            after = " after the gateway's own retries" if event.gateway_retried else ""
+            return f"last: {event.attempt.outcome}{after}"
     return ""
 
 

@@ -311,7 +311,7 @@ class Engine:
                                         decision.timeout_s, exc.retry_after_s))
             self._saw(run, rung, exc.outcome, took, decision.timeout_s)
             await asyncio.to_thread(store.end_attempt, plan.job_id, attempt)
-            run.emit(AttemptFailed(plan.job_id, attempt, exc.hint))
+            run.emit(AttemptFailed(plan.job_id, attempt, exc.hint, exc.gateway_retried))
             return None
         except asyncio.CancelledError:  # the request was out: it may still be made and billed
             run.unknown_cost += estimate

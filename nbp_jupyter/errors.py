@@ -64,6 +64,7 @@ class AttemptError(NbpError):
         self.retry_after_s = retry_after_s
         self.tokens = tokens  # pricing.Tokens of a billed answer without an image
         self.gateway_cost = gateway_cost  # USD the gateway says it charged, if it said
+        self.gateway_retried = False  # a gateway answered this after retrying upstream itself
         if billed is not None:
             self.billed = billed
 

@@ -23,6 +23,7 @@ class AttemptFailed:
     job_id: str
     attempt: Attempt
     hint: str
+    gateway_retried: bool = False  # a gateway's error after its own upstream retries
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,10 @@ def test_config_shows_the_proxy_without_its_password(home, connect_proxy, clean_
     shown = settings.describe()["proxy"]
     assert shown.startswith("http://***@127.0.0.1:")
     assert PROXY_PASSWORD not in str(settings.describe()) and PROXY_USER not in shown
+
+
+def test_a_proxy_does_not_loosen_the_plain_http_key_guard(home, clean_network_env):
+    """With a proxy configured, a key is still refused over plain http to another host."""
+    clean_network_env.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    with pytest.raises(nbp.ConfigError, match="plain http"):
+        config.resolve(provider="gemini", api_key="k", base_url="http://gateway.example")

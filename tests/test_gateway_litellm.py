@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 import nbp_jupyter as nbp
-from nbp_jupyter import history, sizes
+from nbp_jupyter import display, history, sizes
+from nbp_jupyter.events import AttemptFailed
 
 SCALE = 0.05  # our client's clock: a 20 s retry delay waits 1 s
 
@@ -72,10 +73,20 @@ def test_draft_images_are_never_kept(home, litellm_gateway, provider):
 @pytest.mark.parametrize("provider", ["openai", "gemini", "chat"])
 def test_gateway_503_after_its_retries_is_retried_by_us(home, litellm_gateway, provider):
     """Three 503s use up the gateway's own two retries; its 500 is retried by us, as overloaded,
-    and the line we show says the gateway retried."""
+    and the status line says the gateway retried."""
     litellm_gateway.sim.set_script("503, 503, 503")
-    result = run(litellm_gateway, provider, size="1K", retries=2)
+    lines = []
+
+    def watch(job, event):
+        if isinstance(event, AttemptFailed):
+            lines.append(display.status_text(job, None, SCALE))
+
+    result = nbp.submit("a lighthouse through a gateway", provider=provider, size="1K",
+                        retries=2, base_url=litellm_gateway.url, api_key=litellm_gateway.key,
+                        model=litellm_gateway.model, time_scale=SCALE, fallback=False,
+                        listener=watch).result()
     assert result.success
+    assert "last: overloaded after the gateway's own retries" in lines[0]
     first = result.attempts[0]
     assert (first.outcome, first.http_status, first.billed) == ("overloaded", 500, "no")
     assert "gateway" in first.detail and "retried" in first.detail

@@ -72,3 +72,14 @@ def test_ledger_keeps_the_token_breakdown(home, make_sim):
     assert result.cost_usd > 1120 * 120e-6 + 300 * 12e-6
     totals = history().totals()["tokens"]
     assert totals["output_image"] == 1120 and totals["thought"] == 300
+
+
+def test_history_table_totals_the_tokens(home, make_sim):
+    """%nbp_history's totals line names the tokens by kind, thinking included."""
+    from nbp_jupyter.magics import history_html
+
+    server = make_sim(profile="ideal", time_scale=0.01, script="thought")
+    nbp.generate("a fox that thinks first", provider="gemini", base_url=server.url,
+                 api_key="k", size="4K", time_scale=0.01)
+    html = history_html(history())
+    assert "tokens: " in html and "output_image 2,000" in html and "thought 300" in html

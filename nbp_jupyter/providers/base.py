@@ -176,6 +176,8 @@ def from_gateway(error: AttemptError, headers, message: str) -> AttemptError:
     if retried > 0:
         times = "once" if retried == 1 else f"{retried} times"
         error.hint = f"the gateway already retried {times} before answering; we retry too"
+        error.gateway_retried = True
     elif "LiteLLM" in message:  # its images route does not say how often it retried
         error.hint = "the gateway (LiteLLM) may already have retried upstream; we retry too"
+        error.gateway_retried = True
     return error

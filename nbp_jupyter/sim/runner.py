@@ -20,6 +20,7 @@ class SimServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._server: asyncio.base_events.Server | None = None
+        self._handlers: set[asyncio.Task] = set()
         self._thread = threading.Thread(target=self._run, name="nbp-sim", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -34,7 +35,7 @@ class SimServer:
         asyncio.set_event_loop(self._loop)
         try:
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self.app.handle, self._host, self._port, limit=2**20,
+                asyncio.start_server(self._accept, self._host, self._port, limit=2**20,
                                      ssl=self._tls))
         except BaseException as exc:  # report a busy port to the caller, not to stderr
             self._error = exc
@@ -43,6 +44,14 @@ class SimServer:
         self._ready.set()
         self._loop.run_forever()
         self._loop.close()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Called as each connection is made: it is known to stop() at once, even if its
+        handler task is cancelled before it first runs (and so would never close it)."""
+        self.app._writers.add(writer)
+        task = self._loop.create_task(self.app.handle(reader, writer))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
 
     @property
     def config(self) -> SimConfig:
@@ -73,6 +82,10 @@ class SimServer:
 
         async def shutdown() -> None:
             self._server.close()
+            # A connection accepted just now is wrapped in its transport by a task of the
+            # loop's own: let it run, or cancelling it below leaks the raw socket.
+            for _ in range(5):
+                await asyncio.sleep(0)
             for writer in list(self.app._writers):
                 writer.transport.abort()
             await self._server.wait_closed()
