@@ -25,7 +25,7 @@ from .timefmt import short
 from .types import GenerationResult
 
 THUMB = 256
-PROVIDERS = ("(default)", "sim", "gemini", "openai")
+PROVIDERS = ("(default)", "sim", "gemini", "openai", "chat", "openrouter")
 WRAP = dict(flex_flow="row wrap", align_items="center")  # rows of controls wrap in narrow notebooks
 SELECTED_BORDER, PLAIN_BORDER = "3px solid #2563eb", "3px solid transparent"
 

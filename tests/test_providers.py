@@ -21,7 +21,7 @@ def body(obj) -> bytes:
 
 
 def test_gemini_request_matches_the_documented_shape():
-    """The request body is FACTS.md's, the key in x-goog-api-key, not in the URL."""
+    """The request body is the documented one (docs/facts.md), the key in x-goog-api-key, not in the URL."""
     req = Request(prompt="a {braced} $prompt", size="4K", aspect="16:9",
                   images=(ReferenceImage(b"img", "image/png", "r.png"),))
     http = gemini.build(req, "4K", "gemini-3-pro-image-preview", "https://h", "KEY")

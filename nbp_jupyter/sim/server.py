@@ -24,7 +24,7 @@ from .. import facts, sizes
 from . import images, model, wire
 from .batch import BatchSim
 
-MAX_REQUEST_BYTES = 20 * 1024 * 1024  # [docs] 20 MB request cap
+MAX_REQUEST_BYTES = facts.MAX_INLINE_REQUEST_BYTES  # docs/facts.md "Request limits"
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 DRIP_INTERVAL_S = 5.0  # a byte every 5 simulated seconds: no read timeout ever fires
 DRIP_TOTAL_S = 1800.0  # then the real body, after half an hour of simulated time

@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from .. import sizes
+from .. import facts, sizes
 
 SIM_TEXT = "SIMULATED image from nbp_jupyter.sim; no real model was called."
 OPENAI_TIER = re.compile(r"-(1k|2k|4k)$", re.IGNORECASE)
@@ -76,7 +76,7 @@ def parse_gemini(model: str, body: dict) -> SimRequest:
         raise bad("* GenerateContentRequest.contents: contents is not specified") from None
     prompt = " ".join(p["text"] for p in parts if isinstance(p, dict) and "text" in p)
     references = sum(1 for p in parts if _field(p, "inlineData") is not None)
-    if references > 14:  # [docs] up to 14 reference images
+    if references > facts.MAX_REFERENCES:  # docs/facts.md "Request limits"
         raise bad("Too many input images: at most 14 are supported.")
     generation = _field(body, "generationConfig") or {}
     config = _field(generation, "imageConfig") or {}
@@ -169,7 +169,7 @@ def gemini_usage(prompt: str, references: int, image_tokens: int, text: str = ""
                  thoughts: int = 0) -> dict:
     """usageMetadata as the API reports it: per-modality details, thinking apart."""
     text_in = text_tokens(prompt)
-    image_in = 560 * references  # [docs] an input image is 560 tokens
+    image_in = facts.INPUT_IMAGE_TOKENS * references  # docs/facts.md "Prices and tokens"
     text_out = text_tokens(text) if text else 0
     candidates = image_tokens + text_out
     usage: dict = {
