@@ -35,7 +35,7 @@ _CHILD = textwrap.dedent("""
 def _unshare_works() -> bool:
     if shutil.which("unshare") is None:
         return False
-    return subprocess.run(["unshare", "-p", "-f", "--mount-proc", "true"],
+    return subprocess.run(["unshare", "-p", "-f", "true"],
                           capture_output=True).returncode == 0
 
 
@@ -45,7 +45,7 @@ needs_pid_namespaces = pytest.mark.skipif(
 
 
 def _in_fresh_pid_namespace(home, job: str) -> subprocess.Popen:
-    return subprocess.Popen(["unshare", "-p", "-f", "--mount-proc", "--kill-child", sys.executable, "-c",
+    return subprocess.Popen(["unshare", "-p", "-f", "--kill-child", sys.executable, "-c",
                              _CHILD, str(home), job], stdout=subprocess.PIPE, text=True)
 
 
