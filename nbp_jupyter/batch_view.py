@@ -7,17 +7,16 @@ Like live.py: the display handle is made in the cell, the background loop only c
 
 from __future__ import annotations
 
-import asyncio
 import html
 import time
 
 from . import display as render
+from . import ui
 from .batch_store import FINAL_STATES
 from .batching import BatchJob
 from .jobs import session
 from .timefmt import clock, short
 
-TICK_S = 1.0
 SHEET_LIMIT = 48  # previews in the contact sheet; the rest are on disk and in results()
 THUMB_SIDE = 192
 COLOURS = {"creating": "#6b7280", "pending": "#6b7280", "running": "#2563eb",
@@ -81,7 +80,10 @@ class BatchView:
 
         self.job = job
         self.handle = display(self.bundle(final=False), raw=True, display_id=True)
-        self.ticker = asyncio.run_coroutine_threadsafe(self._tick(), session().loop)
+        # the one ticker (ui.py): refreshes on the UI thread about once a second, and at
+        # once when the batch reports news from whichever thread it runs on
+        self.ticker = ui.Ticker(session().loop, self.refresh)
+        job.add_listener(lambda _job: self.ticker.wake())
 
     def bundle(self, final: bool) -> dict[str, str]:
         body = sheet_html(self.job) if final else status_html(self.job)
@@ -93,22 +95,6 @@ class BatchView:
         final = self.job.done()
         self.handle.update(self.bundle(final), raw=True)
         return final
-
-    async def _tick(self) -> None:
-        wake = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        def changed(job: BatchJob) -> None:  # any thread: only hand the news over
-            loop.call_soon_threadsafe(wake.set)
-
-        self.job.add_listener(changed)
-        while not await asyncio.to_thread(self.refresh):
-            wake.clear()
-            try:
-                await asyncio.wait_for(wake.wait(), TICK_S)
-            except asyncio.TimeoutError:
-                pass
-            await asyncio.sleep(min(TICK_S, 0.2))  # a burst of lines is one update, not many
-
 
 def table_html(rows: list[dict]) -> str:
     """%nbp_batches: every batch in the ledger with state, counts, cost and age."""
