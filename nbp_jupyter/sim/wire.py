@@ -93,14 +93,16 @@ def parse_gemini(model: str, body: dict) -> SimRequest:
                       text_only=text_only)
 
 
+def _invalid(message: str, param: str) -> WireError:
+    """A 400 in the OpenAI error shape, naming the parameter at fault (images and chat)."""
+    return WireError(400, openai_error(message, "invalid_request_error", None, param))
+
+
 def parse_chat(body: dict) -> SimRequest:
     """Chat completions with image output, as OpenRouter documents it (docs/facts.md)."""
-    def bad(message: str, param: str) -> WireError:
-        return WireError(400, openai_error(message, "invalid_request_error", None, param))
-
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise bad("Missing required parameter: 'messages'.", "messages")
+        raise _invalid("Missing required parameter: 'messages'.", "messages")
     texts, references = [], 0
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
@@ -115,9 +117,9 @@ def parse_chat(body: dict) -> SimRequest:
     size = str(config.get("image_size") or "1K").upper()
     aspect = str(config.get("aspect_ratio") or "1:1")
     if size not in sizes.RESOLUTIONS:
-        raise bad(f"Invalid image_size {size!r}: use 1K, 2K or 4K.", "image_config")
+        raise _invalid(f"Invalid image_size {size!r}: use 1K, 2K or 4K.", "image_config")
     if aspect not in sizes.PIXELS:
-        raise bad(f"Invalid aspect_ratio {aspect!r}.", "image_config")
+        raise _invalid(f"Invalid aspect_ratio {aspect!r}.", "image_config")
     modalities = body.get("modalities")
     text_only = not (isinstance(modalities, list) and "image" in modalities)
     return SimRequest("chat", str(body.get("model") or "google/gemini-3-pro-image-preview"),
@@ -126,30 +128,27 @@ def parse_chat(body: dict) -> SimRequest:
 
 
 def parse_openai(body: dict) -> SimRequest:
-    def bad(message: str, param: str) -> WireError:
-        return WireError(400, openai_error(message, "invalid_request_error", None, param))
-
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt:
-        raise bad("Missing required parameter: 'prompt'.", "prompt")
+        raise _invalid("Missing required parameter: 'prompt'.", "prompt")
     model = str(body.get("model") or "nano-banana-pro")
     size = str(body.get("size") or "1024x1024")
     fmt = body.get("response_format") or "b64_json"
     if fmt not in ("b64_json", "url"):
-        raise bad(f"Invalid value: {fmt!r}. Supported values are: 'url' and 'b64_json'.",
+        raise _invalid(f"Invalid value: {fmt!r}. Supported values are: 'url' and 'b64_json'.",
                   "response_format")
     if int(body.get("n") or 1) != 1:
-        raise bad("This model supports n=1 only.", "n")
+        raise _invalid("This model supports n=1 only.", "n")
     match = re.fullmatch(r"(\d+)x(\d+)", size)
     if not match:
-        raise bad(f"Invalid value: {size!r}. Use WIDTHxHEIGHT, e.g. 4096x4096.", "size")
+        raise _invalid(f"Invalid value: {size!r}. Use WIDTHxHEIGHT, e.g. 4096x4096.", "size")
     width, height = int(match.group(1)), int(match.group(2))
     exact = sizes.classify(width, height)
     if exact:
         resolution, aspect = exact
     else:
         known = {s for row in sizes.PIXELS.values() for s in row.values()}
-        raise bad(f"Invalid value: {size!r}. Supported sizes: "
+        raise _invalid(f"Invalid value: {size!r}. Supported sizes: "
                   f"{', '.join(sorted(f'{w}x{h}' for w, h in known))}.", "size")
     tier = OPENAI_TIER.search(model)
     if tier:  # gateways that put the tier in the model name follow only the aspect of size
