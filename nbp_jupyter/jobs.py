@@ -277,7 +277,6 @@ def _crashed(plan: Plan, exc: BaseException) -> GenerationResult:
 
 _session: Session | None = None
 _session_lock = threading.Lock()
-_atexit_registered: list[bool] = []
 
 
 def session() -> Session:
@@ -286,11 +285,6 @@ def session() -> Session:
     with _session_lock:
         if _session is None:
             _session = Session()
-            if not _atexit_registered:
-                _atexit_registered.append(True)
-                # The session owns its ledgers: close them (and end its session lock) at
-                # exit rather than leaving connections to the garbage collector.
-                atexit.register(reset_session)
         return _session
 
 
@@ -301,3 +295,8 @@ def reset_session() -> None:
         current, _session = _session, None
     if current is not None:
         current.shutdown()
+
+
+# The session owns its ledgers: close them (and end its session lock) at exit rather than
+# leaving connections to the garbage collector. A no-op when no session was made.
+atexit.register(reset_session)

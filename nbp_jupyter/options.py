@@ -53,8 +53,8 @@ class Options:
             mine = getattr(self, f.name)
             unset = mine is None or (f.name == "images" and not mine)
             merged[f.name] = getattr(defaults, f.name) if unset else mine
-        merged["fallback_is_default"] = (self.fallback is None and defaults.fallback is not None
-                                         ) or (self.fallback is None and defaults.fallback_is_default)
+        # a list this source did not say came from the defaults: fit it to the size
+        merged["fallback_is_default"] = self.fallback is None and defaults.fallback is not None
         return Options(**merged)
 
     def settings_kwargs(self) -> dict[str, Any]:
