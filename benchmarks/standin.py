@@ -283,7 +283,7 @@ def _answer(model: str, size: str, aspect: str, prompt: str) -> dict:
                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
                 "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": image_tokens}]},
             "modelVersion": model,
-            "responseId": hashlib.sha256(f"{prompt}{time.monotonic_ns()}".encode()).hexdigest()[:22]}
+            "responseId": f"standin-{time.monotonic_ns():x}"}
 
 
 class StandIn:

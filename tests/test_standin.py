@@ -81,8 +81,9 @@ def test_google_genai_sdk_gets_a_1k_image_of_the_documented_size(stand_in, aspec
 
 def test_a_4k_answer_has_4k_pixels_and_2000_image_tokens(stand_in):
     """A 4K answer is told apart from a 2K one by its pixels and its usage, as the real one is."""
+    body = _body(_prompt("4K", "ok"), "4K", "16:9")
     answer = httpx.post(f"{stand_in.base_url}/v1beta/models/m:generateContent",
-                        headers={"x-goog-api-key": "k"}, json=_body(_prompt("4K", "ok"), "4K", "16:9"))
+                        headers={"x-goog-api-key": "k"}, json=body)
     data = answer.json()
     part = data["candidates"][0]["content"]["parts"][0]["inlineData"]
     assert part["mimeType"] == "image/png"
@@ -213,3 +214,17 @@ def test_runs_as_a_script_and_serves_its_counts(tmp_path):
         proc.terminate()
         proc.wait(10)
         proc.stdout.close()
+
+
+def test_the_seeds_ladder_replay_waits_out_each_hang_before_the_next_try():
+    """The README's check of the stand-in adds up a job's time as the seeds' client lives it."""
+    from benchmarks import standin_ladder
+
+    def kinds(prompt: str) -> list[str]:
+        return [standin.fate(3, "4K", prompt, nth).kind for nth in range(3)]
+
+    prompt = next(f"p{i}" for i in range(10_000) if kinds(f"p{i}") == ["hang", "hang", "ok"])
+    size, elapsed = standin_ladder.job(3, prompt)
+    third = standin.fate(3, "4K", prompt, 2).service_s
+    assert size == "4K"  # two hangs cut at the service's 600 s, the waits 60 s and 120 s
+    assert elapsed == pytest.approx(600 + 60 + 600 + 120 + third)
