@@ -228,3 +228,18 @@ def test_the_seeds_ladder_replay_waits_out_each_hang_before_the_next_try():
     third = standin.fate(3, "4K", prompt, 2).service_s
     assert size == "4K"  # two hangs cut at the service's 600 s, the waits 60 s and 120 s
     assert elapsed == pytest.approx(600 + 60 + 600 + 120 + third)
+
+
+def test_our_engine_gets_its_image_from_the_stand_in_as_from_the_service(home):
+    """nbp.generate pointed at the stand-in delivers, and both sides agree on every call made."""
+    import nbp_jupyter as nbp
+
+    with standin.start(seed=3, time_scale=0.001) as server:
+        result = nbp.generate("job 1", size="4K", aspect="16:9", provider="gemini",
+                              base_url=server.base_url, api_key="k", time_scale=0.001)
+        log = list(server.stats.log)
+    assert result.success and not result.simulated  # the stand-in plays the real service
+    with Image.open(result.image_path) as image:
+        assert image.size == sizes.pixels(result.resolution, "16:9")
+    assert len(log) == len(result.attempts) and log[-1]["outcome"] == "ok"
+    assert log[0]["fate"] != "ok"  # seed 3 makes this job meet a failure first
