@@ -107,6 +107,17 @@ class Job:
         if finished is not None:
             self._call(fn, Finished(self.id, finished))
 
+    def refine(self, prompt: str, **options) -> Job:
+        """A new Job that continues this one's conversation with `prompt`, e.g. "make the
+        sky darker"; takes the options of `submit` (see `nbp_jupyter.refine`)."""
+        from .api import refine  # the api layer builds requests; a Job only hands over
+        return refine(self, prompt, **options)
+
+    @property
+    def home(self):
+        """The folder of this job's images and ledger."""
+        return self._settings.home
+
     def __repr__(self) -> str:
         return (f"<Job {self.id} {self.request.size} {self.status} attempt {self.attempt} "
                 f"{clock(self.elapsed_s)}>")
