@@ -216,14 +216,21 @@ def refine_options(job_or_id: Job | str, prompt: str, options: Options, *,
                    policy: RetryPolicy | None = None,
                    listener: Callable[[Job, Event], None] | None = None) -> Job:
     """`refine` for callers that already hold merged Options (magics, panel)."""
+    request, settings, policy = prepare_refine(job_or_id, prompt, options, policy=policy)
+    return session().submit(request, settings, policy, listener)
+
+
+def prepare_refine(job_or_id: Job | str, prompt: str, options: Options, *,
+                   policy: RetryPolicy | None = None,
+                   ) -> tuple[Request, config.Settings, RetryPolicy]:
+    """`prepare_options` for a refine: the job's conversation is read from the ledger and
+    its image files (this thread: files and SQLite) and checked; raises ConfigError."""
     job_id, home = _job_ref(job_or_id)
     store = session().store(config.resolve(provider="sim", home=options.home or home))
     live = session().jobs.get(job_id)
     conversation = load_conversation(store, job_id,
                                      still_running=live is not None and not live.done())
-    request, settings, policy = prepare_options(prompt, options, policy=policy,
-                                                conversation=conversation)
-    return session().submit(request, settings, policy, listener)
+    return prepare_options(prompt, options, policy=policy, conversation=conversation)
 
 
 def conversation_of(job_or_id: Job | str, *, home: str | Path | None = None) -> list[Exchange]:

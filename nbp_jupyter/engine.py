@@ -214,7 +214,8 @@ class Engine:
             cost_unknown_usd=round(run.unknown_cost, 6), error=None if delivered else error,
             simulated=settings.provider == "sim" or bool(delivered and delivered.simulated),
             prompt=request.prompt, job_id=plan.job_id,
-            silent_downgrade=bool(delivered and delivered.silent))
+            silent_downgrade=bool(delivered and delivered.silent),
+            turn=request.turn, refines=request.parent)
         # off the loop (it times other jobs' attempts), and written even if a cancel lands now
         await _finish_anyway(asyncio.to_thread(store.finish_job, result, status))
         emit(Finished(plan.job_id, result))

@@ -274,7 +274,8 @@ def _empty_result(plan: Plan, error: str) -> GenerationResult:
         success=False, requested=plan.request.size, resolution=None, downgraded=False,
         width=None, height=None, image_path=None, model=plan.settings.model, attempts=[],
         elapsed_s=0.0, cost_usd=0.0, cost_unknown_usd=0.0, error=error,
-        simulated=plan.settings.provider == "sim", prompt=plan.request.prompt, job_id=plan.job_id)
+        simulated=plan.settings.provider == "sim", prompt=plan.request.prompt, job_id=plan.job_id,
+        turn=plan.request.turn, refines=plan.request.parent)
 
 
 def _cancelled_before_start(plan: Plan) -> GenerationResult:

@@ -84,11 +84,14 @@ class GenerationResult:
     prompt: str = ""
     job_id: str = ""
     silent_downgrade: bool = False
+    turn: int = 1  # its turn in a conversation (a refine's is 2 or more)
+    refines: str | None = None  # the job it refined
 
     def caption(self) -> str:
         """One line a person can read: sizes, attempts, time, money, where the file is."""
         got = self.resolution or "nothing"
-        parts = [f"{self.requested} → {got}", f"{len(self.attempts)} attempt"
+        said = [f"turn {self.turn}", f"refines {self.refines}"] if self.refines else []
+        parts = said + [f"{self.requested} → {got}", f"{len(self.attempts)} attempt"
                  + ("s" if len(self.attempts) != 1 else ""),
                  # the simulator's clock runs fast: say whose minutes these are
                  clock(self.elapsed_s) + (" simulated time" if self.simulated else ""),

@@ -60,6 +60,17 @@ def test_a_refine_takes_the_options_of_submit(home, simulator):
     assert simulator.log[-1]["aspect"] == "9:16" and simulator.log[-1]["turn"] == 2
 
 
+def test_a_new_simulator_accepts_the_turns_an_earlier_one_signed(home, make_sim):
+    """After a restart the keyless simulator is a new one: every refine would get a 400."""
+    before = make_sim(profile="ideal", seed=1)
+    first = nbp.submit("a red fox", **_opts(before))
+    first.result()
+    before.stop()
+    after = make_sim(profile="ideal", seed=2)
+    assert nbp.refine(first.id, "darker", **_opts(after)).result().success
+    assert after.log[-1]["turn"] == 2 and after.log[-1]["status"] == 200
+
+
 def test_a_missing_image_is_a_one_line_error_and_nothing_is_sent(home, simulator):
     """A refine would send a broken conversation (and be billed) or lose the ledger's turns."""
     first = nbp.submit("a red fox", **_opts(simulator))

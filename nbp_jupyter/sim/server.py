@@ -69,7 +69,7 @@ class SimApp:
         self.max_in_flight = 0
         self.started = time.monotonic()  # a profile's spells (waves, outages) count from here
         self.batches = BatchSim(self, config.state_dir)
-        self.signing_key = signatures.secret(config.seed)
+        self.signing_key = signatures.SECRET
 
     def sign(self, part: dict) -> str:
         """A thought signature for one part of an answer (sim/signatures.py)."""

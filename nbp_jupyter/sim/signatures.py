@@ -16,10 +16,10 @@ import hmac
 from .wire import WireError, gemini_error
 
 
-def secret(seed: int) -> bytes:
-    """The same for every simulator with this seed: a kernel restarted against a new
-    simulator still has its earlier turns accepted, as the real service accepts them."""
-    return hashlib.sha256(f"nbp-sim thought signatures|{seed}".encode()).digest()
+# The simulated service's one key, the same for every simulator whatever its seed: a
+# kernel restarted against a new simulator (the keyless one starts with a random seed)
+# still has its earlier turns accepted, as the real service accepts them.
+SECRET = hashlib.sha256(b"nbp-sim thought signatures").digest()
 
 
 def sign(key: bytes, part: dict) -> str:
