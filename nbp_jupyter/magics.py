@@ -288,6 +288,7 @@ class NbpMagics(Magics):
         if not path or not os.path.isfile(path):
             raise UsageError(f"job {args.id} has no image on disk ({row['status']})")
         row["attempts"] = store.attempts(args.id)
+        row.update(store.turn_of(args.id))  # type: ignore[typeddict-item]
         picture, caption = render.result_outputs(result_from_record(row))
         if picture is not None:
             display(picture[0], metadata=picture[1], raw=True)

@@ -226,6 +226,13 @@ class Store:
                            " :number, :prompt, :refs, :parts, :provider, :created)",
                            turn.as_row())
 
+    def turn_of(self, job_id: str) -> dict:
+        """{"turn": n, "refines": parent id} for a job that refined another, else {}."""
+        with self._lock:
+            row = self._db.execute("SELECT number, parent_id FROM turns WHERE job_id=?",
+                                   (job_id,)).fetchone()
+        return {"turn": row[0], "refines": row[1]} if row and row[1] else {}
+
     def conversation(self, job_id: str) -> list[Exchange]:
         """The conversation that ends with this job, first turn first; empty when the job
         has no recorded turn (it failed, or came from a batch or an older version)."""

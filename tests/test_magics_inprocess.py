@@ -57,7 +57,7 @@ def test_unknown_job_ids_are_usage_errors(ip):
         ip.run_line_magic("nbp_wait", "zzz")
 
 
-def test_refine_in_a_cell_continues_the_job_and_says_so(ip):
+def test_refine_in_a_cell_continues_the_job_and_says_so(ip, monkeypatch):
     """A --refine cell would draw a fresh image, or its caption would hide what it refined."""
     with pytest.raises(UsageError, match="needs an image made in this session"):
         ip.run_cell_magic("nbp", "--refine _", "darker")
@@ -72,6 +72,11 @@ def test_refine_in_a_cell_continues_the_job_and_says_so(ip):
     ip.run_cell_magic("nbp", f"--wait --refine {first.id} --size 1K --out branch", "at dawn")
     branch = ip.user_ns["branch"].result()
     assert branch.caption().startswith(f"turn 2 · refines {first.id} · 1K")
+    # shown again from the ledger, it still says which turn it is
+    shown = _html_of(ip, monkeypatch, "nbp_show", branch.job_id).outputs[-1]
+    assert shown.data["text/plain"].startswith(f"turn 2 · refines {first.id} · 1K")
+    records = {r["id"]: r for r in nbp.history()}
+    assert records[branch.job_id]["refines"] == first.id and "turn" not in records[first.id]
 
 
 def test_loading_twice_and_unloading_is_harmless(ip):
