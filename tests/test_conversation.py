@@ -143,17 +143,62 @@ def test_refining_a_failed_or_running_job_is_a_clear_error(home, make_sim):
         nbp.refine("nope", "darker", **_opts(server))
 
 
-def test_a_fallback_to_another_wire_is_refused_up_front(home, simulator, monkeypatch):
-    """The OpenAI step would silently make a fresh image that knows nothing of the turns."""
+@pytest.mark.parametrize("step", ["openai:1K", "chat:1K"])
+def test_a_fallback_to_another_wire_is_refused_up_front(home, simulator, monkeypatch, step):
+    """The OpenAI or chat step would silently make a fresh image that knows nothing of the
+    turns."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
     monkeypatch.setenv("NBP_OPENAI_BASE_URL", simulator.url)
+    monkeypatch.setenv("NBP_CHAT_BASE_URL", simulator.url)
     first = nbp.submit("a red fox", **_opts(simulator))
     first.result()
     sent = len(simulator.log)
-    with pytest.raises(ConfigError, match="openai") as info:
-        first.refine("darker", **_opts(simulator) | {"fallback": "openai:1K"})
-    assert "\n" not in info.value.one_line()
+    with pytest.raises(ConfigError, match=step.split(":")[0]) as info:
+        first.refine("darker", **_opts(simulator) | {"fallback": step})
+    assert "\n" not in info.value.one_line() and "cannot carry it" in info.value.one_line()
     assert len(simulator.log) == sent
+
+
+def test_a_refine_falls_back_with_its_turns(home, make_sim):
+    """A fallback step would drop the conversation and draw a fresh image at the smaller size."""
+    server = make_sim(profile="ideal", script="ok, 503")
+    first = nbp.submit("a red fox", size="2K", **_opts(server))
+    first.result()
+    got = first.refine("darker", fallback="1K", **_opts(server)).result()
+    assert got.success and got.resolution == "1K" and got.refines == first.id
+    assert [(e["turn"], e["status"], e["size"]) for e in server.log] == [
+        (1, 200, "2K"), (2, 503, "2K"), (2, 200, "1K")]
+
+
+def test_draft_images_are_not_kept_or_sent_back(home, make_sim):
+    """Sending the thought drafts back (or keeping them as the turn's image) would confuse
+    the model, break the signature positions, and weigh megabytes per turn."""
+    server = make_sim(profile="ideal", script="thought")
+    first = nbp.submit("a red fox", **_opts(server))
+    assert first.result().success
+    (turn,) = nbp.conversation_of(first)
+    assert [p.is_image for p in turn.model_parts] == [False, True]
+    assert turn.image_path == str(first.result().image_path)
+    assert nbp.refine(first, "darker", **_opts(server)).result().success
+    assert server.log[-1]["status"] == 200
+
+
+def test_a_new_turns_references_are_sent_again_later(home, simulator, tmp_path):
+    """A later refine would forget the logo a turn asked for, or send a deleted file."""
+    from PIL import Image
+
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(logo)
+    first = nbp.submit("a white mug", **_opts(simulator))
+    first.result()
+    second = first.refine("put this logo on the mug", images=[logo], **_opts(simulator))
+    assert second.result().success
+    assert [p.path for p in nbp.conversation_of(second)[-1].references] == [str(logo.resolve())]
+    assert second.refine("make the mug blue", **_opts(simulator)).result().success
+    logo.unlink()
+    with pytest.raises(ConfigError, match="reference image .*logo.png is missing"):
+        second.refine("make the mug green", **_opts(simulator))
 
 
 def test_a_request_over_the_inline_limit_is_refused_with_the_way_out():
