@@ -16,11 +16,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree, u
 __all__ = [
     "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
     "RetryPolicy", "Rung", "agenerate", "generate", "history", "panel", "set_price", "submit",
-    "BatchJob", "batch", "batch_job",
+    "BatchJob", "batch", "batch_job", "refine", "conversation_of",
 ]
 
 _LAZY = {
     "generate": "api", "agenerate": "api", "submit": "api", "history": "api",
+    "refine": "api", "conversation_of": "api",
     "GenerationResult": "types", "Attempt": "types", "Job": "jobs",
     "NbpError": "errors", "ConfigError": "errors", "AttemptError": "errors",
     "RetryPolicy": "policy", "Rung": "policy", "set_price": "pricing", "panel": "panel_widget",
@@ -28,7 +29,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import agenerate, generate, history, submit
+    from .api import agenerate, conversation_of, generate, history, refine, submit
     from .batching import BatchJob, batch, batch_job
     from .errors import AttemptError, ConfigError, NbpError
     from .jobs import Job

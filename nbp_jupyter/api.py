@@ -15,12 +15,15 @@ from . import config, sizes
 from .facts import MAX_INLINE_REQUEST_BYTES, MAX_REFERENCES
 
 DEFAULT_SIZE, DEFAULT_ASPECT = "1K", "1:1"
+from .conversation import Conversation, check_size
+from .conversation import load as load_conversation
 from .errors import ConfigError
 from .events import Event, Finished
 from .records import History, load_history
 from .jobs import Job, session
 from .options import Fallback, Options, from_kwargs
 from .policy import HEDGE_AFTER, RetryPolicy, build_ladder, other_providers, trim_ladder
+from .turns import Exchange
 from .types import GenerationResult, ReferenceImage, Request
 
 
@@ -33,11 +36,16 @@ def prepare(prompt: str, *, policy: RetryPolicy | None = None,
 
 
 def prepare_options(prompt: str, options: Options, *, policy: RetryPolicy | None = None,
+                    conversation: Conversation | None = None,
                     ) -> tuple[Request, config.Settings, RetryPolicy]:
     """The one place where options become a request: `options` are already laid over any
-    configured ones (Options.over); the environment and the defaults fill the rest."""
+    configured ones (Options.over); the environment and the defaults fill the rest. A
+    refine passes the `conversation` it continues: its size and aspect are the defaults."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ConfigError("the prompt is empty", hint="write what the image should show")
+    if conversation is not None:
+        options = options.with_(size=options.size or conversation.size,
+                                aspect=options.aspect or conversation.aspect)
     try:
         size = sizes.normalize_resolution(options.size or DEFAULT_SIZE)
         aspect = sizes.normalize_aspect(options.aspect or DEFAULT_ASPECT)
@@ -71,7 +79,25 @@ def prepare_options(prompt: str, options: Options, *, policy: RetryPolicy | None
                                "openai: step in the fallback list")
     request = Request(prompt=prompt, size=size, aspect=aspect, model=settings.model,
                       provider=settings.provider, images=refs)
+    if conversation is not None:
+        request = _continuing(request, conversation, settings, policy)
     return request, settings, policy
+
+
+def _continuing(request: Request, conversation: Conversation, settings: config.Settings,
+                policy: RetryPolicy) -> Request:
+    """A refine's request: the earlier turns go with it, on the Gemini wire only."""
+    for rung in policy.ladder:
+        endpoint = settings.for_provider(rung.provider)
+        if endpoint.wire != "gemini":
+            raise ConfigError(
+                f"a refine continues a Gemini conversation; provider {endpoint.provider!r} "
+                f"(the {endpoint.wire} wire) cannot carry it",
+                hint="use provider 'gemini' or 'sim', and no openai: or chat: step in fallback")
+    request = replace(request, history=conversation.history, parent=conversation.parent,
+                      turn=conversation.turn)
+    check_size(request)
+    return request
 
 
 def _policy(size: str, options: Options, hedge: bool | float) -> RetryPolicy:
@@ -119,7 +145,8 @@ def _reference(path: str | Path) -> ReferenceImage:
     if mime is None:
         raise ConfigError(f"{str(path)!r} is {fmt or 'an unknown format'}",
                           hint="convert it to PNG, JPEG or WebP")
-    return ReferenceImage(data=file.read_bytes(), mime=mime, name=file.name)
+    return ReferenceImage(data=file.read_bytes(), mime=mime, name=file.name,
+                          path=str(file.resolve()))
 
 
 _OPTION_DOCS = """
@@ -173,6 +200,58 @@ def submit_options(prompt: str, options: Options, *, policy: RetryPolicy | None 
     return session().submit(request, settings, policy, listener)
 
 
+def refine(job_or_id: Job | str, prompt: str, *, policy: RetryPolicy | None = None,
+           listener: Callable[[Job, Event], None] | None = None, **options: Any) -> Job:
+    """Continue a job's conversation: start a new Job whose request carries the turns so
+    far (each earlier prompt, reference and image, with the model's thought signatures)
+    and `prompt` as the next one, e.g. "make the sky darker". Takes the options of
+    `submit`; size and aspect default to the refined job's. Works from the ledger alone:
+    after a kernel restart, or on a job id from another session. A job that failed or is
+    still running cannot be refined (ConfigError)."""
+    return refine_options(job_or_id, prompt, from_kwargs(options), policy=policy,
+                          listener=listener)
+
+
+def refine_options(job_or_id: Job | str, prompt: str, options: Options, *,
+                   policy: RetryPolicy | None = None,
+                   listener: Callable[[Job, Event], None] | None = None) -> Job:
+    """`refine` for callers that already hold merged Options (magics, panel)."""
+    request, settings, policy = prepare_refine(job_or_id, prompt, options, policy=policy)
+    return session().submit(request, settings, policy, listener)
+
+
+def prepare_refine(job_or_id: Job | str, prompt: str, options: Options, *,
+                   policy: RetryPolicy | None = None,
+                   ) -> tuple[Request, config.Settings, RetryPolicy]:
+    """`prepare_options` for a refine: the job's conversation is read from the ledger and
+    its image files (this thread: files and SQLite) and checked; raises ConfigError."""
+    job_id, home = _job_ref(job_or_id)
+    store = session().store(config.resolve(provider="sim", home=options.home or home))
+    live = session().jobs.get(job_id)
+    conversation = load_conversation(store, job_id,
+                                     still_running=live is not None and not live.done())
+    return prepare_options(prompt, options, policy=policy, conversation=conversation)
+
+
+def conversation_of(job_or_id: Job | str, *, home: str | Path | None = None) -> list[Exchange]:
+    """The conversation that ends with a job, first turn first: for each turn its
+    `job_id`, `number`, `prompt`, `image_path`, the model's `text`, its `references` and
+    the job it refined (`parent`). Empty for a job that recorded no turn (it failed)."""
+    job_id, job_home = _job_ref(job_or_id)
+    store = session().store(config.resolve(provider="sim", home=home or job_home))
+    return store.conversation(job_id)
+
+
+def _job_ref(job_or_id: Job | str) -> tuple[str, Path | None]:
+    """The job id, and the home of a Job handle (an id alone is looked up in `home`)."""
+    if isinstance(job_or_id, Job):
+        return job_or_id.id, job_or_id.home
+    if isinstance(job_or_id, str) and job_or_id.strip():
+        return job_or_id.strip(), None
+    raise ConfigError(f"refine takes a Job or a job id, got {job_or_id!r}",
+                      hint="e.g. refine(job, 'make the sky darker') or refine('001a2b', ...)")
+
+
 def generate(prompt: str, **options: Any) -> GenerationResult:
     """Generate and wait. Ctrl-C (Interrupt kernel) cancels the job and re-raises.
     Takes the options of `submit`."""
@@ -206,6 +285,12 @@ async def agenerate(prompt: str, **options: Any) -> GenerationResult:
 submit.__doc__ = (submit.__doc__ or "") + "\n" + _OPTION_DOCS + """\
         listener: fn(job, event), called on the background thread for each event.
 """
+# refine() takes submit's options too, after the job it continues.
+_sig = inspect.signature(submit)
+refine.__signature__ = _sig.replace(parameters=[  # type: ignore[attr-defined]
+    inspect.Parameter("job_or_id", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                      annotation="Job | str"), *_sig.parameters.values()])
+refine.__doc__ = (refine.__doc__ or "") + "\n" + _OPTION_DOCS
 # generate() and agenerate() take submit's options: show them in help() and Shift-Tab too.
 for _twin in (generate, agenerate):
     _sig = inspect.signature(submit)

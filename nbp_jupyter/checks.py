@@ -46,6 +46,7 @@ class Delivered:
     path: Path | None = None  # the checked spill file, for the store to rename into place
     kept: Path | None = None  # where the store put it
     tokens: object = None  # pricing.Tokens the answer reported, for the ledger
+    turn_parts: tuple = ()  # the model turn's parts (turns.Part), stored with the image
 
 
 def settle(stream: AnswerStream, wire, status: int, headers, request: Request, asked: str,
@@ -115,7 +116,8 @@ def check(parsed, request: Request, asked: str, model: str) -> Delivered:
     cost = pricing.cost(model, resolution, parsed.tokens, parsed.gateway_cost)
     return Delivered(parsed.data, width, height, "jpg" if fmt == "jpeg" else fmt, resolution,
                      cost, parsed.simulated, silent, "; ".join(notes),
-                     parsed.blob.path if parsed.blob is not None else None, tokens=parsed.tokens)
+                     parsed.blob.path if parsed.blob is not None else None, tokens=parsed.tokens,
+                     turn_parts=parsed.turn_parts)
 
 
 def check_pixels(width: int, height: int, asked: str, tokens: int | None) -> None:

@@ -21,7 +21,7 @@ import httpx
 
 from . import __version__, checks
 from . import policy as pol
-from . import pricing, providers, sizes
+from . import pricing, providers, sizes, turns
 from .answer_stream import AnswerStream
 from .checks import Delivered
 from .config import Settings, proxy_for
@@ -214,7 +214,8 @@ class Engine:
             cost_unknown_usd=round(run.unknown_cost, 6), error=None if delivered else error,
             simulated=settings.provider == "sim" or bool(delivered and delivered.simulated),
             prompt=request.prompt, job_id=plan.job_id,
-            silent_downgrade=bool(delivered and delivered.silent))
+            silent_downgrade=bool(delivered and delivered.silent),
+            turn=request.turn, refines=request.parent)
         # off the loop (it times other jobs' attempts), and written even if a cancel lands now
         await _finish_anyway(asyncio.to_thread(store.finish_job, result, status))
         emit(Finished(plan.job_id, result))
@@ -291,7 +292,7 @@ class Engine:
                               elapsed_s=(time.monotonic() - began) / scale, billed="yes",
                               cost_usd=got.cost, detail=got.detail, width=got.width,
                               height=got.height, **_token_columns(got.tokens))
-            got.kept = _keep(store, plan.job_id, plan.request.prompt, got, attempt)
+            got.kept = _keep(store, plan.job_id, plan.request, got, attempt)
             return got, attempt
 
         try:
@@ -404,12 +405,16 @@ def _learned(store: Store, policy: pol.RetryPolicy,
     return timeouts, hedges
 
 
-def _keep(store: Store, job_id: str, prompt: str, got: Delivered, attempt: Attempt):
+def _keep(store: Store, job_id: str, request: Request, got: Delivered, attempt: Attempt):
+    prompt = request.prompt
     if got.path is not None:  # streamed to disk and checked there: renamed into place
         path = store.adopt_image(job_id, prompt, got.resolution, got.path, got.fmt)
     else:
         path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
-    store.end_attempt(job_id, attempt, image_path=path)
+    # the conversation's turn goes into the ledger in the same commit as the image
+    store.end_attempt(job_id, attempt, image_path=path, turn=turns.exchange(
+        job_id, request, got.turn_parts, str(path), f"image/{got.fmt.replace('jpg', 'jpeg')}",
+        attempt.provider))
     return path
 
 

@@ -107,6 +107,17 @@ class Job:
         if finished is not None:
             self._call(fn, Finished(self.id, finished))
 
+    def refine(self, prompt: str, **options) -> Job:
+        """A new Job that continues this one's conversation with `prompt`, e.g. "make the
+        sky darker"; takes the options of `submit` (see `nbp_jupyter.refine`)."""
+        from .api import refine  # the api layer builds requests; a Job only hands over
+        return refine(self, prompt, **options)
+
+    @property
+    def home(self):
+        """The folder of this job's images and ledger."""
+        return self._settings.home
+
     def __repr__(self) -> str:
         return (f"<Job {self.id} {self.request.size} {self.status} attempt {self.attempt} "
                 f"{clock(self.elapsed_s)}>")
@@ -263,7 +274,8 @@ def _empty_result(plan: Plan, error: str) -> GenerationResult:
         success=False, requested=plan.request.size, resolution=None, downgraded=False,
         width=None, height=None, image_path=None, model=plan.settings.model, attempts=[],
         elapsed_s=0.0, cost_usd=0.0, cost_unknown_usd=0.0, error=error,
-        simulated=plan.settings.provider == "sim", prompt=plan.request.prompt, job_id=plan.job_id)
+        simulated=plan.settings.provider == "sim", prompt=plan.request.prompt, job_id=plan.job_id,
+        turn=plan.request.turn, refines=plan.request.parent)
 
 
 def _cancelled_before_start(plan: Plan) -> GenerationResult:

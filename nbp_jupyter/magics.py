@@ -98,6 +98,9 @@ class NbpMagics(Magics):
     @argument("--no-fallback", action="store_true", help="never fall back to a smaller size")
     @argument("--image", action="append", default=[], metavar="PATH",
               help="reference image (repeatable, Gemini only)")
+    @argument("--refine", metavar="ID", help="continue the conversation of job ID (from "
+              "%%nbp_jobs or %%nbp_history; _ for this session's last image): the cell says "
+              "what to change; size and aspect stay the job's unless given")
     @argument("-n", type=int, default=1, help="how many independent images (shown as a grid)")
     @argument("--wait", action="store_true", help="block this cell until done (interruptible)")
     @argument("--out", metavar="NAME", help="bind the Job (or list of Jobs with -n) to NAME")
@@ -134,8 +137,14 @@ class NbpMagics(Magics):
                        retries=args.retries, deadline=args.deadline,
                        fallback=False if args.no_fallback else args.fallback,
                        hedge=False if args.no_hedge else (True if args.hedge else None))
+        options = said.over(self.conf.options())
         try:
-            request, settings, policy = api.prepare_options(prompt, said.over(self.conf.options()))
+            if args.refine is not None:  # size and aspect: the refined job's, unless said
+                request, settings, policy = api.prepare_refine(
+                    self._refined(args.refine), prompt,
+                    options.with_(size=args.size, aspect=args.aspect))
+            else:
+                request, settings, policy = api.prepare_options(prompt, options)
             jobs = [session().submit(request, settings, policy) for _ in range(args.n)]
         except ConfigError as exc:
             raise _usage(exc) from None
@@ -144,6 +153,18 @@ class NbpMagics(Magics):
         live.show(jobs, settings)
         if args.wait or self._headless():
             self._wait(jobs)
+
+    @staticmethod
+    def _refined(given: str) -> str:
+        """The job id --refine names; `_` is this session's last job that made an image."""
+        if given.strip() != "_":
+            return given
+        made = [job.id for job in session().jobs.values()
+                if job.done() and job.result().success]
+        if not made:
+            raise UsageError("--refine _ needs an image made in this session; give a job id "
+                             "from %nbp_history instead")
+        return made[-1]
 
     def _interpolate(self, prompt: str) -> str:
         try:
@@ -267,6 +288,7 @@ class NbpMagics(Magics):
         if not path or not os.path.isfile(path):
             raise UsageError(f"job {args.id} has no image on disk ({row['status']})")
         row["attempts"] = store.attempts(args.id)
+        row.update(store.turn_of(args.id))  # type: ignore[typeddict-item]
         picture, caption = render.result_outputs(result_from_record(row))
         if picture is not None:
             display(picture[0], metadata=picture[1], raw=True)

@@ -74,6 +74,7 @@ def load_history(store: Store, *, limit: int | None = None,
     records = store.jobs(limit=limit, session=session)
     for record in records:
         record["attempts"] = store.attempts(record["id"])
+        record.update(store.turn_of(record["id"]))  # a refine's turn and the job it refined
     return History(records)
 
 
@@ -90,7 +91,8 @@ def result_from_record(record: dict) -> GenerationResult:
         model=record["model"], attempts=attempts, elapsed_s=ran_for(record)[0],
         cost_usd=record["cost_usd"] or 0.0, cost_unknown_usd=record["cost_unknown_usd"] or 0.0,
         error=record["error"], simulated=bool(record["simulated"]), prompt=record["prompt"],
-        job_id=record["id"], silent_downgrade=bool(record["silent_downgrade"]))
+        job_id=record["id"], silent_downgrade=bool(record["silent_downgrade"]),
+        turn=record.get("turn") or 1, refines=record.get("refines"))
 
 
 def ran_for(record: dict, scale: float = 1.0) -> tuple[float, bool]:

@@ -23,6 +23,7 @@ from typing import TypedDict, cast
 from filelock import FileLock, Timeout
 
 from .states import Billed, JobStatus, LedgerOutcome
+from .turns import Exchange
 from .types import Attempt, GenerationResult, Request
 
 SCHEMA = """
@@ -40,6 +41,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     input_text_tokens INTEGER, input_image_tokens INTEGER, output_image_tokens INTEGER,
     output_text_tokens INTEGER, thought_tokens INTEGER,
     PRIMARY KEY (job_id, number)
+);
+CREATE TABLE IF NOT EXISTS turns (
+    job_id TEXT PRIMARY KEY, parent_id TEXT, number INTEGER, prompt TEXT, refs TEXT,
+    parts TEXT, provider TEXT, created REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created);
 CREATE INDEX IF NOT EXISTS attempts_latency ON attempts(model, resolution, outcome, started);
@@ -194,9 +199,11 @@ class Store:
             " VALUES (?,?,?,?,?,?,'running',?,'unknown',0,?,'in flight')",
             (job_id, number, time.time(), resolution, model, provider, waited_s, estimate_usd))
 
-    def end_attempt(self, job_id: str, attempt: Attempt, image_path: Path | None = None) -> None:
+    def end_attempt(self, job_id: str, attempt: Attempt, image_path: Path | None = None,
+                    turn: Exchange | None = None) -> None:
         """Record an attempt's outcome; with the image it paid for, in the same commit, so
-        that a kill right after cannot leave a paid image that the ledger does not know."""
+        that a kill right after cannot leave a paid image that the ledger does not know;
+        and with the conversation turn it ends (turns.py), so a later refine finds it."""
         row = asdict(attempt)
         with self._transaction() as db:
             db.execute(
@@ -213,6 +220,30 @@ class Store:
                     "UPDATE jobs SET image_path=?, resolution=?, width=?, height=?"
                     " WHERE id=?", (str(image_path), attempt.resolution, attempt.width,
                                     attempt.height, job_id))
+            if turn is not None:
+                db.execute("INSERT OR REPLACE INTO turns (job_id, parent_id, number, prompt,"
+                           " refs, parts, provider, created) VALUES (:job_id, :parent_id,"
+                           " :number, :prompt, :refs, :parts, :provider, :created)",
+                           turn.as_row())
+
+    def turn_of(self, job_id: str) -> dict:
+        """{"turn": n, "refines": parent id} for a job that refined another, else {}."""
+        with self._lock:
+            row = self._db.execute("SELECT number, parent_id FROM turns WHERE job_id=?",
+                                   (job_id,)).fetchone()
+        return {"turn": row[0], "refines": row[1]} if row and row[1] else {}
+
+    def conversation(self, job_id: str) -> list[Exchange]:
+        """The conversation that ends with this job, first turn first; empty when the job
+        has no recorded turn (it failed, or came from a batch or an older version)."""
+        with self._lock:
+            rows = self._db.execute(
+                "WITH RECURSIVE chain(id, depth) AS (SELECT ?, 0 UNION ALL"
+                " SELECT t.parent_id, chain.depth + 1 FROM turns t JOIN chain ON t.job_id = chain.id"
+                " WHERE t.parent_id IS NOT NULL AND chain.depth < 10000)"
+                " SELECT turns.* FROM chain JOIN turns ON turns.job_id = chain.id"
+                " ORDER BY chain.depth DESC", (job_id,)).fetchall()
+        return [Exchange.from_row(dict(row)) for row in rows]
 
     def finish_job(self, result: GenerationResult, status: str) -> None:
         # An attempt row still 'running' here was cut off before it was recorded (a cancel

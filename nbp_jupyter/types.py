@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .states import Billed, Outcome
 from .timefmt import clock
+from .turns import Turn
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class ReferenceImage:
     data: bytes = field(repr=False)
     mime: str
     name: str
+    path: str = ""  # where it was read from: a later turn of the conversation reads it again
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +34,11 @@ class Request:
     model: str = ""
     provider: str = "sim"
     images: tuple[ReferenceImage, ...] = ()
+    # A refine: the conversation so far (images read from their files), the job refined,
+    # and this job's turn number in the conversation (turns.py).
+    history: tuple[Turn, ...] = field(default=(), repr=False)
+    parent: str | None = None
+    turn: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,11 +84,14 @@ class GenerationResult:
     prompt: str = ""
     job_id: str = ""
     silent_downgrade: bool = False
+    turn: int = 1  # its turn in a conversation (a refine's is 2 or more)
+    refines: str | None = None  # the job it refined
 
     def caption(self) -> str:
         """One line a person can read: sizes, attempts, time, money, where the file is."""
         got = self.resolution or "nothing"
-        parts = [f"{self.requested} → {got}", f"{len(self.attempts)} attempt"
+        said = [f"turn {self.turn}", f"refines {self.refines}"] if self.refines else []
+        parts = said + [f"{self.requested} → {got}", f"{len(self.attempts)} attempt"
                  + ("s" if len(self.attempts) != 1 else ""),
                  # the simulator's clock runs fast: say whose minutes these are
                  clock(self.elapsed_s) + (" simulated time" if self.simulated else ""),

@@ -162,3 +162,27 @@ def test_kernel_answers_with_300_jobs_in_flight(kernel):
     assert kernel.eval("sum(not j.done() for j in many), 6 * 7") == "300 42"
     kernel.run("%nbp_cancel --all")
     assert kernel.eval("all(j.result(30).error for j in many)") == "True"
+
+
+def test_a_refine_after_a_restart_continues_the_conversation(kernel):
+    """After a kernel restart the conversation lives only in the ledger and the image files:
+    a refine would be refused, or draw a fresh image that knows nothing of the first."""
+    kernel.run("%%nbp --wait --size 2K --aspect 16:9 --out first\na red fox in snow")
+    first_id = kernel.eval("first.id")
+    kernel.restart()
+    assert kernel.run("%load_ext nbp_jupyter")["status"] == "ok"
+    cell = kernel.submit(f"%%nbp --wait --refine {first_id} --out second\nmake the sky darker")
+    assert kernel.reply(cell)["status"] == "ok"
+    second_id = kernel.eval("second.id")
+    third = kernel.submit("%%nbp --wait --refine _\nnow seen from above")
+    assert kernel.reply(third)["status"] == "ok"
+    kernel.drain(0.5)
+    for cell_id, turn, refined in ((cell, 2, first_id), (third, 3, second_id)):
+        captions = [bundle["text/plain"] for bundles in displays(kernel, cell_id).values()
+                    for bundle in bundles if "→" in bundle.get("text/plain", "")]
+        assert captions and captions[-1].startswith(f"turn {turn} · refines {refined} · 2K → 2K")
+    assert [(e["turn"], e["status"], e["size"], e["aspect"]) for e in kernel.sim.log] == [
+        (1, 200, "2K", "16:9"), (2, 200, "2K", "16:9"), (3, 200, "2K", "16:9")]
+    bad = kernel.run("%%nbp --refine nope\nx")
+    assert bad["status"] == "error" and bad["ename"] == "UsageError"
+    assert "no job 'nope'" in bad["evalue"] and "\n" not in bad["evalue"]

@@ -30,7 +30,7 @@ def test_help_lists_every_option(ip):
     doc = ip.find_cell_magic("nbp").__doc__
     for option in ("--size", "--aspect", "--model", "--provider", "--timeout", "--retries",
                    "--fallback", "--no-fallback", "--image", "-n", "--wait", "--out",
-                   "--deadline", "--interpolate", "--hedge", "--no-hedge"):
+                   "--deadline", "--interpolate", "--hedge", "--no-hedge", "--refine"):
         assert option in doc
 
 
@@ -55,6 +55,28 @@ def test_config_defaults_apply_and_options_win(ip):
 def test_unknown_job_ids_are_usage_errors(ip):
     with pytest.raises(UsageError, match="no job zzz"):
         ip.run_line_magic("nbp_wait", "zzz")
+
+
+def test_refine_in_a_cell_continues_the_job_and_says_so(ip, monkeypatch):
+    """A --refine cell would draw a fresh image, or its caption would hide what it refined."""
+    with pytest.raises(UsageError, match="needs an image made in this session"):
+        ip.run_cell_magic("nbp", "--refine _", "darker")
+    with pytest.raises(UsageError, match="no job 'nope'"):
+        ip.run_cell_magic("nbp", "--refine nope", "darker")
+    ip.run_cell_magic("nbp", "--wait --size 2K --aspect 3:4 --out first", "a red fox")
+    first = ip.user_ns["first"]
+    ip.run_cell_magic("nbp", "--wait --refine _ --out second", "make the sky darker")
+    second = ip.user_ns["second"].result()
+    assert second.success and second.caption().startswith(f"turn 2 · refines {first.id} · 2K")
+    assert (second.width, second.height) == (first.result().width, first.result().height)
+    ip.run_cell_magic("nbp", f"--wait --refine {first.id} --size 1K --out branch", "at dawn")
+    branch = ip.user_ns["branch"].result()
+    assert branch.caption().startswith(f"turn 2 · refines {first.id} · 1K")
+    # shown again from the ledger, it still says which turn it is
+    shown = _html_of(ip, monkeypatch, "nbp_show", branch.job_id).outputs[-1]
+    assert shown.data["text/plain"].startswith(f"turn 2 · refines {first.id} · 1K")
+    records = {r["id"]: r for r in nbp.history()}
+    assert records[branch.job_id]["refines"] == first.id and "turn" not in records[first.id]
 
 
 def test_loading_twice_and_unloading_is_harmless(ip):

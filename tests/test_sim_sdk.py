@@ -131,3 +131,31 @@ def test_text_only_modality_gets_no_image(simulator, modalities, images):
     parts = response.candidates[0].content.parts
     assert sum(1 for p in parts if p.inline_data) == images
     assert any(p.text for p in parts)
+
+
+def test_google_genai_chat_edits_over_two_turns(simulator):
+    """The SDK's chat, which sends the model's turns back with their signatures (URL-safe
+    base64 bytes), would get a 400 from the simulator and no second image."""
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="test-key",
+                          http_options=types.HttpOptions(base_url=simulator.url))
+    chat = client.chats.create(model="gemini-3-pro-image-preview",
+                               config=types.GenerateContentConfig(
+                                   response_modalities=["TEXT", "IMAGE"]))
+    logo = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(logo, "PNG")
+    first = chat.send_message([types.Part.from_bytes(data=logo.getvalue(),
+                                                     mime_type="image/png"),
+                               "a mug with this logo"])
+    second = chat.send_message("make the mug blue")
+    for response in (first, second):
+        images = [p.inline_data.data for p in response.candidates[0].content.parts
+                  if p.inline_data and not p.thought]
+        assert len(images) == 1 and Image.open(io.BytesIO(images[0])).size == (1024, 1024)
+    assert [(e["turn"], e["status"]) for e in simulator.log] == [(1, 200), (2, 200)]
+    assert simulator.log[-1]["prompt"] == "make the mug blue"
+    sent = chat.get_history()
+    assert [c.role for c in sent] == ["user", "model", "user", "model"]
+    assert all(p.thought_signature for p in sent[1].parts if not p.thought)

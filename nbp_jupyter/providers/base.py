@@ -15,6 +15,7 @@ from ..answer_stream import Blob
 from ..errors import AttemptError, BadResponse, Overloaded, ServerError
 from ..pricing import Tokens
 from ..timefmt import short
+from ..turns import Part
 
 SIM_HEADER = "x-nbp-simulated"
 # LiteLLM's proxy says what it charged and how often it retried upstream (docs/facts.md
@@ -42,6 +43,9 @@ class ParsedImage:
     skipped_thoughts: int = 0
     blob: Blob | None = None  # the image already decoded into a file by the answer stream
     gateway_cost: float | None = None  # what the gateway says it charged, in USD
+    # The model turn's non-thought parts with their signatures, for the next turn of a
+    # conversation (docs/facts.md "Conversations"); the wires without them leave it empty.
+    turn_parts: tuple[Part, ...] = ()
 
     @property
     def output_tokens(self) -> int | None:

@@ -12,6 +12,7 @@ import httpx
 from ..errors import AttemptError, AuthError, BadResponse, Blocked, from_status
 from ..types import Request
 from ..pricing import Tokens
+from .gemini_turns import answer_parts, contents
 from .base import (SIM_HEADER, ParsedImage, from_gateway, gateway_cost, header_retry_after,
                    image_payload, int_or_none, load_json, one_line)
 
@@ -29,7 +30,7 @@ def build(request: Request, resolution: str, model: str, base_url: str, api_key:
     for image in request.images:
         parts.append({"inlineData": {"mimeType": image.mime,
                                      "data": base64.b64encode(image.data).decode("ascii")}})
-    body = {"contents": [{"role": "user", "parts": parts}],
+    body = {"contents": contents(request.history) + [{"role": "user", "parts": parts}],
             "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
                                  "imageConfig": {"aspectRatio": request.aspect,
                                                  "imageSize": resolution}}}
@@ -115,7 +116,7 @@ def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
         **image_payload(image.get("data"), "inlineData", blobs),
         mime=str(image.get("mimeType") or ""), tokens=tokens, text=one_line(" ".join(texts)),
         simulated=headers.get(SIM_HEADER) == "true", skipped_thoughts=thoughts,
-        gateway_cost=charged)
+        gateway_cost=charged, turn_parts=answer_parts(parts or []))
 
 
 def _error(status: int, headers, body: bytes):

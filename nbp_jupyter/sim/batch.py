@@ -292,7 +292,7 @@ class BatchSim:
         else:
             stamp = images.stamp_lines(line["prompt"], line["size"], width, height, 1, "batch")
         png = images.render(width, height, stamp, self.app.config.realistic)
-        return {"response": wire.gemini_image(sreq, png, line["size"])}
+        return {"response": wire.gemini_image(sreq, png, line["size"], sign=self.app.sign)}
 
     def _write_results(self, batch: SimBatch) -> None:
         if batch.inline:

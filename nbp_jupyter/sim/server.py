@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 
 from .. import facts, sizes
-from . import images, model, wire
+from . import images, model, signatures, wire
 from .batch import BatchSim
 
 MAX_REQUEST_BYTES = facts.MAX_INLINE_REQUEST_BYTES  # docs/facts.md "Request limits"
@@ -69,6 +69,11 @@ class SimApp:
         self.max_in_flight = 0
         self.started = time.monotonic()  # a profile's spells (waves, outages) count from here
         self.batches = BatchSim(self, config.state_dir)
+        self.signing_key = signatures.SECRET
+
+    def sign(self, part: dict) -> str:
+        """A thought signature for one part of an answer (sim/signatures.py)."""
+        return signatures.sign(self.signing_key, part)
 
     # ----- connection handling -------------------------------------------------------
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -235,6 +240,8 @@ class SimApp:
                     400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
             sreq = (wire.parse_gemini(model_name, body) if provider == "gemini"
                     else wire.parse_chat(body) if provider == "chat" else wire.parse_openai(body))
+            if provider == "gemini":  # earlier turns must carry what this server signed
+                signatures.check(body.get("contents") or [], self.signing_key)
             sreq = replace(sreq, server_timeout_s=_whole_seconds(
                 req.headers.get("x-server-timeout")))
         except json.JSONDecodeError:
@@ -249,7 +256,7 @@ class SimApp:
             return True
         outcome, nth = self._next_outcome(sreq)
         entry.update(model=sreq.model, size=sreq.resolution, aspect=sreq.aspect,
-                     outcome=outcome.label(), prompt=sreq.prompt[:60])
+                     outcome=outcome.label(), prompt=sreq.prompt[:60], turn=sreq.turn)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -331,17 +338,20 @@ class _Behaviour:
         if self.app.config.realistic:  # one heavy body per size, drawn once: benchmarks time the client
             lines = ("SIMULATED", "realistic body", f"{delivered} {width}x{height}")
         else:
-            lines = images.stamp_lines(sreq.prompt, delivered, width, height, self.attempt)
+            lines = images.stamp_lines(sreq.prompt, delivered, width, height, self.attempt,
+                                       f"turn {sreq.turn}" if sreq.turn > 1 else "")
         if sreq.text_only:  # asked for words only: no image is drawn or sent
-            return (wire.chat_image if sreq.provider == "chat" else wire.gemini_image)(
-                sreq, None, delivered)
+            if sreq.provider == "chat":
+                return wire.chat_image(sreq, None, delivered)
+            return wire.gemini_image(sreq, None, delivered, sign=self.app.sign)
         png = images.render(width, height, lines, self.app.config.realistic)
         if sreq.provider in ("gemini", "chat"):
             thought = None
             if kind == "thought":
                 thought = images.render(256, 256, ("SIMULATED", "thought draft"))
-            return (wire.gemini_image if sreq.provider == "gemini" else wire.chat_image)(
-                sreq, png, delivered, thought)
+            if sreq.provider == "gemini":
+                return wire.gemini_image(sreq, png, delivered, thought, self.app.sign)
+            return wire.chat_image(sreq, png, delivered, thought)
         if sreq.response_format == "url":
             file_id = uuid.uuid4().hex
             files = self.app._files

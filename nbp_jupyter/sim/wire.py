@@ -9,6 +9,7 @@ import base64
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import facts, sizes
@@ -41,6 +42,7 @@ class SimRequest:
     response_format: str = "b64_json"
     references: int = 0
     text_only: bool = False  # responseModalities ["TEXT"]: the model answers in words
+    turn: int = 1  # the user turns in `contents`: 2 and more continue a conversation
     server_timeout_s: float | None = None  # X-Server-Timeout, in (simulated) seconds
 
 
@@ -74,8 +76,12 @@ def parse_gemini(model: str, body: dict) -> SimRequest:
         parts = [p for c in contents for p in c.get("parts", [])]
     except (KeyError, TypeError, AttributeError):
         raise bad("* GenerateContentRequest.contents: contents is not specified") from None
-    prompt = " ".join(p["text"] for p in parts if isinstance(p, dict) and "text" in p)
-    references = sum(1 for p in parts if _field(p, "inlineData") is not None)
+    # The prompt is the last user turn's words; the earlier turns are context.
+    users = [c for c in contents if isinstance(c, dict) and c.get("role", "user") == "user"]
+    last = users[-1].get("parts") or [] if users else []
+    prompt = " ".join(str(p["text"]) for p in last if isinstance(p, dict) and "text" in p)
+    references = sum(1 for p in parts
+                     if _field(p, "inlineData") is not None and not p.get("thought"))
     if references > facts.MAX_REFERENCES:  # docs/facts.md "Request limits"
         raise bad("Too many input images: at most 14 are supported.")
     generation = _field(body, "generationConfig") or {}
@@ -90,7 +96,7 @@ def parse_gemini(model: str, body: dict) -> SimRequest:
     text_only = isinstance(modalities, list) and \
         {str(m).upper() for m in modalities} == {"TEXT"}
     return SimRequest("gemini", model, prompt, size, aspect, references=references,
-                      text_only=text_only)
+                      text_only=text_only, turn=max(1, len(users)))
 
 
 def _invalid(message: str, param: str) -> WireError:
@@ -186,26 +192,32 @@ def gemini_usage(prompt: str, references: int, image_tokens: int, text: str = ""
     return usage
 
 
-def gemini_parts(png: bytes | None, thought_png: bytes | None = None) -> list[dict]:
-    """The answer's parts in the API's order: a thinking draft, the words, the image."""
+def gemini_parts(png: bytes | None, thought_png: bytes | None = None,
+                 sign: Callable[[dict], str] | None = None) -> list[dict]:
+    """The answer's parts in the API's order: a thinking draft, the words, the image; the
+    words and the image signed by `sign` (docs/facts.md "Conversations"), drafts never."""
     parts: list[dict] = []
     if thought_png is not None:
         parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(thought_png)},
                       "thought": True})
-    parts.append({"text": SIM_TEXT})
+    answer = [{"text": SIM_TEXT}]
     if png is not None:
-        parts.append({"inlineData": {"mimeType": "image/png", "data": _b64(png)},
-                      "thoughtSignature": _b64(b"sim-signature")})
-    return parts
+        answer.append({"inlineData": {"mimeType": "image/png", "data": _b64(png)}})
+    for part in answer:
+        if sign is not None:
+            part["thoughtSignature"] = sign(part)
+    return parts + answer
 
 
 def gemini_image(req: SimRequest, png: bytes | None, delivered: str,
-                 thought_png: bytes | None = None) -> dict:
+                 thought_png: bytes | None = None,
+                 sign: Callable[[dict], str] | None = None) -> dict:
     """A 200 answer; with `png=None` (TEXT-only modalities) words without an image."""
     thoughts = SIM_THOUGHT_TOKENS if thought_png is not None else 0
     image_tokens = sizes.OUTPUT_TOKENS[delivered] if png is not None else 0
     return {
-        "candidates": [{"content": {"role": "model", "parts": gemini_parts(png, thought_png)},
+        "candidates": [{"content": {"role": "model", "parts": gemini_parts(png, thought_png,
+                                                                                sign)},
                         "finishReason": "STOP", "index": 0}],
         "usageMetadata": gemini_usage(req.prompt, req.references, image_tokens, SIM_TEXT,
                                       thoughts),
