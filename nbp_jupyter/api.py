@@ -9,10 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
-from . import config, sizes
-from .facts import MAX_INLINE_REQUEST_BYTES, MAX_REFERENCES
+from . import config, references, sizes
 
 DEFAULT_SIZE, DEFAULT_ASPECT = "1K", "1:1"
 from .errors import ConfigError
@@ -21,7 +18,7 @@ from .records import History, load_history
 from .jobs import Job, session
 from .options import Fallback, Options, from_kwargs
 from .policy import HEDGE_AFTER, RetryPolicy, build_ladder, other_providers, trim_ladder
-from .types import GenerationResult, ReferenceImage, Request
+from .types import GenerationResult, Request
 
 
 
@@ -53,13 +50,7 @@ def prepare_options(prompt: str, options: Options, *, policy: RetryPolicy | None
     if retries is not None and not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"retries must be a whole number >= 0, got {retries!r}")
     settings = config.resolve(**options.settings_kwargs())
-    refs = tuple(_reference(p) for p in options.images)
-    if len(refs) > MAX_REFERENCES:
-        raise ConfigError(f"{len(refs)} reference images; the service takes at most "
-                          f"{MAX_REFERENCES}")
-    if sum(len(r.data) for r in refs) * 4 // 3 > MAX_INLINE_REQUEST_BYTES:  # base64 adds a third
-        raise ConfigError("the reference images are over the service's 20 MB request cap",
-                          hint="send fewer or smaller images")
+    refs = references.load(options.images)
     if policy is None:
         policy = _policy(size, options, hedge)
     settings = replace(settings, alternates=tuple(
@@ -103,23 +94,6 @@ def fallback_providers(options: Options) -> list[str]:
     size = sizes.normalize_resolution(options.size or DEFAULT_SIZE)
     settings = config.resolve(**options.settings_kwargs())
     return other_providers(_policy(size, options, False).ladder, settings.provider)
-
-
-def _reference(path: str | Path) -> ReferenceImage:
-    file = config.expand_path(path)
-    if not file.is_file():
-        raise ConfigError(f"reference image {str(path)!r} not found",
-                          hint="give the path of a PNG, JPEG or WebP file")
-    try:
-        with Image.open(file) as image:
-            fmt = (image.format or "").upper()
-    except (UnidentifiedImageError, OSError):
-        raise ConfigError(f"{str(path)!r} is not an image Pillow can read") from None
-    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt)
-    if mime is None:
-        raise ConfigError(f"{str(path)!r} is {fmt or 'an unknown format'}",
-                          hint="convert it to PNG, JPEG or WebP")
-    return ReferenceImage(data=file.read_bytes(), mime=mime, name=file.name)
 
 
 _OPTION_DOCS = """
