@@ -56,10 +56,6 @@ def prepare_options(prompt: str, options: Options, *, policy: RetryPolicy | None
     settings = replace(settings, alternates=tuple(
         config.resolve_alternate(name, settings)
         for name in other_providers(policy.ladder, settings.provider)))
-    if refs and any(settings.for_provider(r.provider).wire == "openai" for r in policy.ladder):
-        raise ConfigError("reference images need the Gemini wire format",
-                          hint="use provider='gemini' (or 'sim') with images=, and no "
-                               "openai: step in the fallback list")
     request = Request(prompt=prompt, size=size, aspect=aspect, model=settings.model,
                       provider=settings.provider, images=refs)
     return request, settings, policy
@@ -145,6 +141,20 @@ def submit_options(prompt: str, options: Options, *, policy: RetryPolicy | None 
     """`submit` for callers that already hold merged Options (magics, panel)."""
     request, settings, policy = prepare_options(prompt, options, policy=policy)
     return session().submit(request, settings, policy, listener)
+
+
+def edit(image: str | Path, prompt: str, *, references: Iterable[str | Path] = (),
+         **options: Any) -> Job:
+    """Start an edit of `image` as `prompt` says, with `references` beside it (a logo, a
+    face); returns its Job. The image goes first, so "this image" in a prompt means it. On the
+    Gemini and chat wires the images travel inline; on the OpenAI images wire through
+    /v1/images/edits. Takes the options of `submit` except `images`."""
+    if "images" in options:
+        raise ConfigError("edit() takes the image to edit and references=, not images=",
+                          hint="edit('photo.png', 'make the sky darker', references=['logo.png'])")
+    if isinstance(references, (str, Path)):
+        references = [references]
+    return submit(prompt, images=[image, *references], **options)
 
 
 def generate(prompt: str, **options: Any) -> GenerationResult:

@@ -340,7 +340,7 @@ class Engine:
                        ) -> tuple[Delivered, Attempt]:
         """Send, stream, check and keep one attempt's image; its typed error otherwise."""
         scale = settings.time_scale
-        wire = providers.for_wire(settings.wire)
+        wire = providers.for_request(settings.wire, plan.request)
         http_request = wire.build(plan.request, resolution, model, base_url,
                                   settings.api_key or "", timeout_s=timeout_s)
         http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults
