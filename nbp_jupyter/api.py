@@ -102,7 +102,7 @@ _OPTION_DOCS = """
             is set; "sim" with none).
         base_url: the endpoint, e.g. your gateway (default NBP_BASE_URL, else the public one).
         api_key: a key for this call (default: from the environment; never stored or shown).
-        images: reference image paths (Gemini wire only; at most 14).
+        images: reference image paths, at most 14 (OpenAI-style gateways: /v1/images/edits).
         timeout: seconds per attempt (default by size; see RetryPolicy).
         retries: extra tries at each size.
         fallback: True (every smaller size), False, or a list such as "2K,1K",

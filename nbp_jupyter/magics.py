@@ -97,7 +97,7 @@ class NbpMagics(Magics):
               "'2K,openai:2K' (default: every smaller size)")
     @argument("--no-fallback", action="store_true", help="never fall back to a smaller size")
     @argument("--image", action="append", default=[], metavar="PATH",
-              help="reference image (repeatable, Gemini only)")
+              help="reference image (repeatable, up to 14; PNG, JPEG or WebP)")
     @argument("-n", type=int, default=1, help="how many independent images (shown as a grid)")
     @argument("--wait", action="store_true", help="block this cell until done (interruptible)")
     @argument("--out", metavar="NAME", help="bind the Job (or list of Jobs with -n) to NAME")
