@@ -56,8 +56,14 @@ def prepare_options(prompt: str, options: Options, *, policy: RetryPolicy | None
     settings = replace(settings, alternates=tuple(
         config.resolve_alternate(name, settings)
         for name in other_providers(policy.ladder, settings.provider)))
+    search = bool(options.search)
+    if search and any(settings.for_provider(r.provider).wire != "gemini" for r in policy.ladder):
+        raise ConfigError("Google Search grounding (search=True) needs the Gemini wire; "
+                          "OpenAI-style image and chat gateways have no such tool",
+                          hint="use provider='gemini' (or 'sim'), with no openai: or chat: "
+                               "step in the fallback list")
     request = Request(prompt=prompt, size=size, aspect=aspect, model=settings.model,
-                      provider=settings.provider, images=refs)
+                      provider=settings.provider, images=refs, search=search)
     return request, settings, policy
 
 
@@ -103,6 +109,8 @@ _OPTION_DOCS = """
         base_url: the endpoint, e.g. your gateway (default NBP_BASE_URL, else the public one).
         api_key: a key for this call (default: from the environment; never stored or shown).
         images: reference image paths, at most 14 (OpenAI-style gateways: /v1/images/edits).
+        search: ground the image in Google Search results (Gemini wire; each query the
+            model runs is billed, and its sources are shown with the image).
         timeout: seconds per attempt (default by size; see RetryPolicy).
         retries: extra tries at each size.
         fallback: True (every smaller size), False, or a list such as "2K,1K",
@@ -123,7 +131,7 @@ _OPTION_DOCS = """
 def submit(prompt: str, *, size: str | None = None, aspect: str | None = None,
            model: str | None = None, provider: str | None = None, base_url: str | None = None,
            api_key: str | None = None, images: Iterable[str | Path] = (),
-           timeout: float | None = None, retries: int | None = None,
+           search: bool | None = None, timeout: float | None = None, retries: int | None = None,
            fallback: Fallback | None = None, deadline: float | None = None,
            hedge: bool | float | None = None, time_scale: float | None = None,
            home: str | Path | None = None, allow_insecure_http: bool | None = None,

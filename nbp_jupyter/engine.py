@@ -214,7 +214,9 @@ class Engine:
             cost_unknown_usd=round(run.unknown_cost, 6), error=None if delivered else error,
             simulated=settings.provider == "sim" or bool(delivered and delivered.simulated),
             prompt=request.prompt, job_id=plan.job_id,
-            silent_downgrade=bool(delivered and delivered.silent))
+            silent_downgrade=bool(delivered and delivered.silent),
+            text=delivered.text if delivered else "",
+            grounding=delivered.grounding if delivered else None)
         # off the loop (it times other jobs' attempts), and written even if a cancel lands now
         await _finish_anyway(asyncio.to_thread(store.finish_job, result, status))
         emit(Finished(plan.job_id, result))
@@ -290,7 +292,9 @@ class Engine:
             attempt = Attempt(**common, outcome="ok", http_status=200,
                               elapsed_s=(time.monotonic() - began) / scale, billed="yes",
                               cost_usd=got.cost, detail=got.detail, width=got.width,
-                              height=got.height, **_token_columns(got.tokens))
+                              height=got.height, **_token_columns(got.tokens),
+                              search_queries=got.grounding.billed_queries
+                              if got.grounding is not None else None)
             got.kept = _keep(store, plan.job_id, plan.request.prompt, got, attempt)
             return got, attempt
 

@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import facts
+from .grounding import Grounding
 from .store import TOKEN_COLUMNS, Store
 from .timefmt import clock
 from .types import Attempt, GenerationResult
@@ -90,7 +91,8 @@ def result_from_record(record: dict) -> GenerationResult:
         model=record["model"], attempts=attempts, elapsed_s=ran_for(record)[0],
         cost_usd=record["cost_usd"] or 0.0, cost_unknown_usd=record["cost_unknown_usd"] or 0.0,
         error=record["error"], simulated=bool(record["simulated"]), prompt=record["prompt"],
-        job_id=record["id"], silent_downgrade=bool(record["silent_downgrade"]))
+        job_id=record["id"], silent_downgrade=bool(record["silent_downgrade"]),
+        text=record.get("text") or "", grounding=Grounding.from_json(record.get("grounding")))
 
 
 def ran_for(record: dict, scale: float = 1.0) -> tuple[float, bool]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .grounding import Grounding
 from .states import Billed, Outcome
 from .timefmt import clock
 
@@ -32,6 +33,7 @@ class Request:
     model: str = ""
     provider: str = "sim"
     images: tuple[ReferenceImage, ...] = ()
+    search: bool = False  # Grounding with Google Search (grounding.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +58,7 @@ class Attempt:
     output_image_tokens: int | None = None
     output_text_tokens: int | None = None
     thought_tokens: int | None = None
+    search_queries: int | None = None  # billed Google Search queries, priced into cost_usd
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +80,8 @@ class GenerationResult:
     prompt: str = ""
     job_id: str = ""
     silent_downgrade: bool = False
+    text: str = ""  # what the model said with the image (untrusted: escaped when shown)
+    grounding: Grounding | None = None  # the search behind a grounded image
 
     def caption(self) -> str:
         """One line a person can read: sizes, attempts, time, money, where the file is."""

@@ -42,6 +42,7 @@ class ParsedImage:
     skipped_thoughts: int = 0
     blob: Blob | None = None  # the image already decoded into a file by the answer stream
     gateway_cost: float | None = None  # what the gateway says it charged, in USD
+    grounding: object = None  # grounding.Grounding of a search-grounded answer
 
     @property
     def output_tokens(self) -> int | None:
