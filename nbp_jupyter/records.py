@@ -55,6 +55,8 @@ class History(list):
             "tokens": {column.removesuffix("_tokens"): sum(
                 a.get(column) or 0 for r in self for a in r["attempts"])
                 for column in TOKEN_COLUMNS},
+            "search_queries": sum(a.get("search_queries") or 0
+                                  for r in self for a in r["attempts"]),
         }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 
 import nbformat
 import pytest
@@ -56,6 +57,7 @@ def test_search_queries_are_priced_into_the_ledger(home, simulator):
     record = next(r for r in history() if r["id"] == grounded.job_id)
     assert record["attempts"][0]["search_queries"] == billed
     assert record["cost_usd"] == pytest.approx(grounded.cost_usd)
+    assert history().totals()["search_queries"] == billed
     assert grounding.Grounding.from_json(record["grounding"]) == grounded.grounding
 
 
@@ -114,3 +116,27 @@ def test_grounding_is_shown_in_a_saved_notebook(tmp_path, monkeypatch):
     assert 'href="https://example.com/sim/source-1"' in page
     assert "<script" not in page.lower()
     assert any("image/jpeg" in o.get("data", {}) for o in outs)
+
+
+def test_the_panel_shows_a_grounded_images_search_beside_it(home, make_sim):
+    """The panel would show a grounded image without its search suggestion. (The panel has
+    no search box yet: the job is started as its own buttons start theirs.)"""
+    from nbp_jupyter import jobs, ui
+    from nbp_jupyter.panel_widget import Panel
+
+    server = make_sim(profile="ideal", time_scale=0.01)
+    panel = Panel({"provider": "gemini", "base_url": server.url, "api_key": "k",
+                   "time_scale": 0.01})
+    try:
+        [job] = ui.call(panel._spend, PROMPT, panel._options(search=True), 1, None).result(30)
+        assert job.result(timeout=30).grounding is not None
+        deadline = time.monotonic() + 20
+        while not panel.gallery.children and time.monotonic() < deadline:
+            time.sleep(0.02)  # the Finished event reaches the gallery on the UI thread
+        panel.gallery.children[0].children[2].click()
+        ui.flush()
+        shown = panel.selected_info.value
+        assert shown.count("<iframe") == 1 and "example.com/sim/source-1" in shown
+        assert "<script" not in shown.lower() and SIM_TEXT in shown
+    finally:
+        jobs.reset_session()
