@@ -115,6 +115,7 @@ def test_grounding_is_shown_in_a_saved_notebook(tmp_path, monkeypatch):
     assert page.count("<iframe") == 1 and "google.com/search" in html.unescape(page)
     assert 'href="https://example.com/sim/source-1"' in page
     assert "<script" not in page.lower()
+    assert SIM_TEXT in page  # the model's words, under the caption
     assert any("image/jpeg" in o.get("data", {}) for o in outs)
 
 
@@ -140,3 +141,24 @@ def test_the_panel_shows_a_grounded_images_search_beside_it(home, make_sim):
         assert "<script" not in shown.lower() and SIM_TEXT in shown
     finally:
         jobs.reset_session()
+
+
+def test_the_google_genai_sdk_reads_the_simulators_grounding(simulator):
+    """The simulator's groundingMetadata would drift from what Google's own SDK parses."""
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=simulator.url))
+    response = client.models.generate_content(
+        model="gemini-3-pro-image-preview", contents=PROMPT,
+        config=types.GenerateContentConfig(
+            response_modalities=["TEXT", "IMAGE"],
+            tools=[types.Tool(google_search=types.GoogleSearch())]))
+    meta = response.candidates[0].grounding_metadata
+    assert meta is not None and meta.web_search_queries[0] == " ".join(PROMPT.split()[:8])
+    assert "<style>" in meta.search_entry_point.rendered_content
+    assert meta.grounding_chunks[0].web.uri == "https://example.com/sim/source-1"
+    mine = grounding.read(response.candidates[0].model_dump(by_alias=True, exclude_none=True))
+    assert mine.entry_point == meta.search_entry_point.rendered_content
+    plain = client.models.generate_content(model="gemini-3-pro-image-preview", contents=PROMPT)
+    assert plain.candidates[0].grounding_metadata is None  # only when the tool was asked
