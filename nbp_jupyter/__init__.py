@@ -16,7 +16,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree, u
 __all__ = [
     "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
     "RetryPolicy", "Rung", "agenerate", "generate", "history", "panel", "set_price", "submit",
-    "BatchJob", "batch", "batch_job", "refine", "conversation_of",
+    "BatchJob", "batch", "batch_job", "refine", "conversation_of", "edit",
 ]
 
 _LAZY = {
@@ -25,11 +25,11 @@ _LAZY = {
     "GenerationResult": "types", "Attempt": "types", "Job": "jobs",
     "NbpError": "errors", "ConfigError": "errors", "AttemptError": "errors",
     "RetryPolicy": "policy", "Rung": "policy", "set_price": "pricing", "panel": "panel_widget",
-    "BatchJob": "batching", "batch": "batching", "batch_job": "batching",
+    "BatchJob": "batching", "batch": "batching", "batch_job": "batching", "edit": "api",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import agenerate, conversation_of, generate, history, refine, submit
+    from .api import agenerate, conversation_of, edit, generate, history, refine, submit
     from .batching import BatchJob, batch, batch_job
     from .errors import AttemptError, ConfigError, NbpError
     from .jobs import Job

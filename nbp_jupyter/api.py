@@ -9,10 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
-from . import config, sizes
-from .facts import MAX_INLINE_REQUEST_BYTES, MAX_REFERENCES
+from . import config, references, sizes
 
 DEFAULT_SIZE, DEFAULT_ASPECT = "1K", "1:1"
 from .conversation import Conversation, check_size
@@ -24,7 +21,7 @@ from .jobs import Job, session
 from .options import Fallback, Options, from_kwargs
 from .policy import HEDGE_AFTER, RetryPolicy, build_ladder, other_providers, trim_ladder
 from .turns import Exchange
-from .types import GenerationResult, ReferenceImage, Request
+from .types import GenerationResult, Request
 
 
 
@@ -61,24 +58,20 @@ def prepare_options(prompt: str, options: Options, *, policy: RetryPolicy | None
     if retries is not None and not (isinstance(retries, int) and retries >= 0):
         raise ConfigError(f"retries must be a whole number >= 0, got {retries!r}")
     settings = config.resolve(**options.settings_kwargs())
-    refs = tuple(_reference(p) for p in options.images)
-    if len(refs) > MAX_REFERENCES:
-        raise ConfigError(f"{len(refs)} reference images; the service takes at most "
-                          f"{MAX_REFERENCES}")
-    if sum(len(r.data) for r in refs) * 4 // 3 > MAX_INLINE_REQUEST_BYTES:  # base64 adds a third
-        raise ConfigError("the reference images are over the service's 20 MB request cap",
-                          hint="send fewer or smaller images")
+    refs = references.load(options.images)
     if policy is None:
         policy = _policy(size, options, hedge)
     settings = replace(settings, alternates=tuple(
         config.resolve_alternate(name, settings)
         for name in other_providers(policy.ladder, settings.provider)))
-    if refs and any(settings.for_provider(r.provider).wire == "openai" for r in policy.ladder):
-        raise ConfigError("reference images need the Gemini wire format",
-                          hint="use provider='gemini' (or 'sim') with images=, and no "
-                               "openai: step in the fallback list")
+    search = bool(options.search)
+    if search and any(settings.for_provider(r.provider).wire != "gemini" for r in policy.ladder):
+        raise ConfigError("Google Search grounding (search=True) needs the Gemini wire; "
+                          "OpenAI-style image and chat gateways have no such tool",
+                          hint="use provider='gemini' (or 'sim'), with no openai: or chat: "
+                               "step in the fallback list")
     request = Request(prompt=prompt, size=size, aspect=aspect, model=settings.model,
-                      provider=settings.provider, images=refs)
+                      provider=settings.provider, images=refs, search=search)
     if conversation is not None:
         request = _continuing(request, conversation, settings, policy)
     return request, settings, policy
@@ -131,24 +124,6 @@ def fallback_providers(options: Options) -> list[str]:
     return other_providers(_policy(size, options, False).ladder, settings.provider)
 
 
-def _reference(path: str | Path) -> ReferenceImage:
-    file = config.expand_path(path)
-    if not file.is_file():
-        raise ConfigError(f"reference image {str(path)!r} not found",
-                          hint="give the path of a PNG, JPEG or WebP file")
-    try:
-        with Image.open(file) as image:
-            fmt = (image.format or "").upper()
-    except (UnidentifiedImageError, OSError):
-        raise ConfigError(f"{str(path)!r} is not an image Pillow can read") from None
-    mime = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}.get(fmt)
-    if mime is None:
-        raise ConfigError(f"{str(path)!r} is {fmt or 'an unknown format'}",
-                          hint="convert it to PNG, JPEG or WebP")
-    return ReferenceImage(data=file.read_bytes(), mime=mime, name=file.name,
-                          path=str(file.resolve()))
-
-
 _OPTION_DOCS = """
     Args:
         prompt: what the image should show; taken literally.
@@ -159,7 +134,9 @@ _OPTION_DOCS = """
             is set; "sim" with none).
         base_url: the endpoint, e.g. your gateway (default NBP_BASE_URL, else the public one).
         api_key: a key for this call (default: from the environment; never stored or shown).
-        images: reference image paths (Gemini wire only; at most 14).
+        images: reference image paths, at most 14 (OpenAI-style gateways: /v1/images/edits).
+        search: ground the image in Google Search results (Gemini wire; each query the
+            model runs is billed, and its sources are shown with the image).
         timeout: seconds per attempt (default by size; see RetryPolicy).
         retries: extra tries at each size.
         fallback: True (every smaller size), False, or a list such as "2K,1K",
@@ -180,7 +157,7 @@ _OPTION_DOCS = """
 def submit(prompt: str, *, size: str | None = None, aspect: str | None = None,
            model: str | None = None, provider: str | None = None, base_url: str | None = None,
            api_key: str | None = None, images: Iterable[str | Path] = (),
-           timeout: float | None = None, retries: int | None = None,
+           search: bool | None = None, timeout: float | None = None, retries: int | None = None,
            fallback: Fallback | None = None, deadline: float | None = None,
            hedge: bool | float | None = None, time_scale: float | None = None,
            home: str | Path | None = None, allow_insecure_http: bool | None = None,
@@ -250,6 +227,18 @@ def _job_ref(job_or_id: Job | str) -> tuple[str, Path | None]:
         return job_or_id.strip(), None
     raise ConfigError(f"refine takes a Job or a job id, got {job_or_id!r}",
                       hint="e.g. refine(job, 'make the sky darker') or refine('001a2b', ...)")
+def edit(image: str | Path, prompt: str, *, references: Iterable[str | Path] = (),
+         **options: Any) -> Job:
+    """Start an edit of `image` as `prompt` says, with `references` beside it (a logo, a
+    face); returns its Job. The image goes first, so "this image" in a prompt means it. On the
+    Gemini and chat wires the images travel inline; on the OpenAI images wire through
+    /v1/images/edits. Takes the options of `submit` except `images`."""
+    if "images" in options:
+        raise ConfigError("edit() takes the image to edit and references=, not images=",
+                          hint="edit('photo.png', 'make the sky darker', references=['logo.png'])")
+    if isinstance(references, (str, Path)):
+        references = [references]
+    return submit(prompt, images=[image, *references], **options)
 
 
 def generate(prompt: str, **options: Any) -> GenerationResult:

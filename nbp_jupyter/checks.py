@@ -47,6 +47,8 @@ class Delivered:
     kept: Path | None = None  # where the store put it
     tokens: object = None  # pricing.Tokens the answer reported, for the ledger
     turn_parts: tuple = ()  # the model turn's parts (turns.Part), stored with the image
+    text: str = ""  # the model's words with the image
+    grounding: object = None  # grounding.Grounding, when the answer was search-grounded
 
 
 def settle(stream: AnswerStream, wire, status: int, headers, request: Request, asked: str,
@@ -114,10 +116,14 @@ def check(parsed, request: Request, asked: str, model: str) -> Delivered:
     if parsed.skipped_thoughts:
         notes.append(f"skipped {parsed.skipped_thoughts} draft image(s)")
     cost = pricing.cost(model, resolution, parsed.tokens, parsed.gateway_cost)
+    if parsed.grounding is not None and parsed.gateway_cost is None:  # search is billed apart
+        cost = round(cost + parsed.grounding.cost(), 6)
+        notes.append(f"{parsed.grounding.billed_queries} search queries")
     return Delivered(parsed.data, width, height, "jpg" if fmt == "jpeg" else fmt, resolution,
                      cost, parsed.simulated, silent, "; ".join(notes),
                      parsed.blob.path if parsed.blob is not None else None, tokens=parsed.tokens,
-                     turn_parts=parsed.turn_parts)
+                     turn_parts=parsed.turn_parts, text=parsed.text,
+                     grounding=parsed.grounding)
 
 
 def check_pixels(width: int, height: int, asked: str, tokens: int | None) -> None:

@@ -11,6 +11,7 @@ import html
 import time
 from pathlib import Path
 
+from .grounding import grounding_html, grounding_text
 from .jobs import Job
 from .preview import PREVIEW_LONG_SIDE, preview
 from .timefmt import clock, short
@@ -136,8 +137,35 @@ def result_html(result: GenerationResult) -> str:
             f" · {html.escape(a.detail)}</li>" for a in result.attempts)
         attempts = (f"<details><summary>{len(result.attempts)} attempts</summary>"
                     f"<ul>{rows}</ul></details>")
+    extras = said_html(result.text) + (grounding_html(result.grounding)
+                                       if result.grounding else "")
     return (f'<div class="nbp-result {NO_MATH}" data-job="{html.escape(result.job_id)}" '
-            f'style="{BOX.format(colour=colour)}"><span>{caption}</span>{attempts}</div>')
+            f'style="{BOX.format(colour=colour)}"><span>{caption}</span>{attempts}{extras}</div>')
+
+
+SAID_OPEN_CHARS = 200  # longer words from the model are folded away under a summary
+
+
+def said_html(text: str) -> str:
+    """The model's words with the image, escaped; folded in a <details> when long."""
+    text = text.strip()
+    if not text:
+        return ""
+    body = f'<div class="nbp-said" style="white-space:pre-wrap">{html.escape(text)}</div>'
+    if len(text) <= SAID_OPEN_CHARS:
+        return body
+    return (f"<details><summary>the model said: {html.escape(short(text, 80))}</summary>"
+            f"{body}</details>")
+
+
+def result_text(result: GenerationResult) -> str:
+    """A result's text/plain: the caption, the model's words and the search's sources."""
+    lines = [result.caption()]
+    if result.text.strip():
+        lines.append(result.text.strip())
+    if result.grounding:
+        lines.append(grounding_text(result.grounding))
+    return "\n".join(line for line in lines if line)
 
 
 def image_output(path: str | Path | None, alt: str,
@@ -159,7 +187,7 @@ def image_output(path: str | Path | None, alt: str,
 def result_outputs(result: GenerationResult) -> tuple[tuple[dict, dict] | None, dict[str, str]]:
     """A finished job as two outputs: (its image output or None, its caption bundle)."""
     return (image_output(result.image_path, _alt(result)),
-            {"text/html": result_html(result), "text/plain": result.caption()})
+            {"text/html": result_html(result), "text/plain": result_text(result)})
 
 
 def result_mimebundle(result: GenerationResult) -> tuple[dict, dict]:
@@ -170,6 +198,12 @@ def result_mimebundle(result: GenerationResult) -> tuple[dict, dict]:
     if picture is None:
         return caption, {}
     data, metadata = picture
+    if result.grounding:  # Google's terms: a grounded image is never shown without its search
+        size = metadata["image/jpeg"]
+        img = (f'<img src="data:image/jpeg;base64,{data["image/jpeg"]}" '
+               f'width="{size["width"]}" height="{size["height"]}" alt="{html.escape(_alt(result))}">')
+        return {**data, "text/html": img + caption["text/html"],
+                "text/plain": caption["text/plain"]}, metadata
     return {**data, "text/plain": result.caption()}, metadata
 
 

@@ -215,7 +215,9 @@ class Engine:
             simulated=settings.provider == "sim" or bool(delivered and delivered.simulated),
             prompt=request.prompt, job_id=plan.job_id,
             silent_downgrade=bool(delivered and delivered.silent),
-            turn=request.turn, refines=request.parent)
+            turn=request.turn, refines=request.parent,
+            text=delivered.text if delivered else "",
+            grounding=delivered.grounding if delivered else None)
         # off the loop (it times other jobs' attempts), and written even if a cancel lands now
         await _finish_anyway(asyncio.to_thread(store.finish_job, result, status))
         emit(Finished(plan.job_id, result))
@@ -291,7 +293,9 @@ class Engine:
             attempt = Attempt(**common, outcome="ok", http_status=200,
                               elapsed_s=(time.monotonic() - began) / scale, billed="yes",
                               cost_usd=got.cost, detail=got.detail, width=got.width,
-                              height=got.height, **_token_columns(got.tokens))
+                              height=got.height, **_token_columns(got.tokens),
+                              search_queries=got.grounding.billed_queries
+                              if got.grounding is not None else None)
             got.kept = _keep(store, plan.job_id, plan.request, got, attempt)
             return got, attempt
 
@@ -341,7 +345,7 @@ class Engine:
                        ) -> tuple[Delivered, Attempt]:
         """Send, stream, check and keep one attempt's image; its typed error otherwise."""
         scale = settings.time_scale
-        wire = providers.for_wire(settings.wire)
+        wire = providers.for_request(settings.wire, plan.request)
         http_request = wire.build(plan.request, resolution, model, base_url,
                                   settings.api_key or "", timeout_s=timeout_s)
         http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults

@@ -44,6 +44,12 @@ MAX_REFERENCES = 14
 MAX_HIGH_FIDELITY_OBJECTS = 6
 MAX_CHARACTER_REFERENCES = 5
 MAX_INLINE_REQUEST_BYTES = 20 * 1024 * 1024
+# docs/facts.md "References, edits and search grounding": one input image at most 7 MB; a
+# long side past the largest the model makes (4096 px) is scaled down before sending.
+MAX_REFERENCE_BYTES = 7 * 1024 * 1024
+MAX_REFERENCE_SIDE = 4096
+# docs/facts.md "References, edits and search grounding": Gemini 3 bills each search query.
+SEARCH_QUERY_USD = 14.0 / 1000
 
 # docs/facts.md "Prices and tokens".
 OUTPUT_TOKENS: dict[str, int] = {"1K": 1120, "2K": 1120, "4K": 2000}

@@ -97,10 +97,12 @@ class NbpMagics(Magics):
               "'2K,openai:2K' (default: every smaller size)")
     @argument("--no-fallback", action="store_true", help="never fall back to a smaller size")
     @argument("--image", action="append", default=[], metavar="PATH",
-              help="reference image (repeatable, Gemini only)")
+              help="reference image (repeatable, up to 14; PNG, JPEG or WebP)")
     @argument("--refine", metavar="ID", help="continue the conversation of job ID (from "
               "%%nbp_jobs or %%nbp_history; _ for this session's last image): the cell says "
               "what to change; size and aspect stay the job's unless given")
+    @argument("--search", action="store_true",
+              help="ground the image in Google Search (Gemini; queries are billed)")
     @argument("-n", type=int, default=1, help="how many independent images (shown as a grid)")
     @argument("--wait", action="store_true", help="block this cell until done (interruptible)")
     @argument("--out", metavar="NAME", help="bind the Job (or list of Jobs with -n) to NAME")
@@ -134,6 +136,7 @@ class NbpMagics(Magics):
             raise UsageError(f"--out needs a Python name, got {args.out!r}")
         said = Options(size=args.size, aspect=args.aspect, model=args.model,
                        provider=args.provider, images=tuple(args.image), timeout=args.timeout,
+                       search=True if args.search else None,
                        retries=args.retries, deadline=args.deadline,
                        fallback=False if args.no_fallback else args.fallback,
                        hedge=False if args.no_hedge else (True if args.hedge else None))

@@ -31,6 +31,7 @@ class Options:
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
     images: tuple[str | Path, ...] = ()
+    search: bool | None = None  # Grounding with Google Search (Gemini wire only)
     timeout: float | None = None
     retries: int | None = None
     fallback: Fallback | None = None

@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import api, display, sizes, ui
+from . import api, display, grounding, sizes, ui
 from .config import Settings
 from .errors import ConfigError
 from .estimate import budget_warning, estimate
@@ -368,8 +368,11 @@ class Panel:
         tile = self._selected_tile()
         if tile is None:
             return
+        result = tile.result  # a grounded image keeps its search suggestion beside it
+        extras = display.said_html(result.text) + (
+            grounding.grounding_html(result.grounding) if result.grounding else "")
         self.selected_info.value = (f'<div style="overflow-wrap:anywhere"><b>Selected</b> '
-                                    f'{html.escape(tile.result.caption())}</div>')
+                                    f'{html.escape(result.caption())}{extras}</div>')
         self.selection.layout.display = "flex"
         again = tile.started.get("again")
         self.again.disabled = again is not None

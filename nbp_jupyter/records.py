@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from . import facts
+from .grounding import Grounding
 from .store import TOKEN_COLUMNS, Store
 from .timefmt import clock
 from .types import Attempt, GenerationResult
@@ -54,6 +55,8 @@ class History(list):
             "tokens": {column.removesuffix("_tokens"): sum(
                 a.get(column) or 0 for r in self for a in r["attempts"])
                 for column in TOKEN_COLUMNS},
+            "search_queries": sum(a.get("search_queries") or 0
+                                  for r in self for a in r["attempts"]),
         }
 
 
@@ -92,7 +95,8 @@ def result_from_record(record: dict) -> GenerationResult:
         cost_usd=record["cost_usd"] or 0.0, cost_unknown_usd=record["cost_unknown_usd"] or 0.0,
         error=record["error"], simulated=bool(record["simulated"]), prompt=record["prompt"],
         job_id=record["id"], silent_downgrade=bool(record["silent_downgrade"]),
-        turn=record.get("turn") or 1, refines=record.get("refines"))
+        turn=record.get("turn") or 1, refines=record.get("refines"),
+        text=record.get("text") or "", grounding=Grounding.from_json(record.get("grounding")))
 
 
 def ran_for(record: dict, scale: float = 1.0) -> tuple[float, bool]:

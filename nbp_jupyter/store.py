@@ -32,14 +32,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     prompt TEXT, requested TEXT, aspect TEXT, model TEXT, provider TEXT, status TEXT,
     resolution TEXT, width INTEGER, height INTEGER, image_path TEXT, attempts INTEGER,
     elapsed_s REAL, cost_usd REAL DEFAULT 0, cost_unknown_usd REAL DEFAULT 0, error TEXT,
-    simulated INTEGER, downgraded INTEGER, silent_downgrade INTEGER
+    simulated INTEGER, downgraded INTEGER, silent_downgrade INTEGER, text TEXT, grounding TEXT
 );
 CREATE TABLE IF NOT EXISTS attempts (
     job_id TEXT, number INTEGER, started REAL, resolution TEXT, model TEXT, provider TEXT,
     outcome TEXT, http_status INTEGER, waited_s REAL, elapsed_s REAL, billed TEXT,
     cost_usd REAL, detail TEXT, width INTEGER, height INTEGER, estimate_usd REAL,
     input_text_tokens INTEGER, input_image_tokens INTEGER, output_image_tokens INTEGER,
-    output_text_tokens INTEGER, thought_tokens INTEGER,
+    output_text_tokens INTEGER, thought_tokens INTEGER, search_queries INTEGER,
     PRIMARY KEY (job_id, number)
 );
 CREATE TABLE IF NOT EXISTS turns (
@@ -78,6 +78,8 @@ class JobRow(TypedDict):
     simulated: int
     downgraded: int | None
     silent_downgrade: int | None
+    text: str | None  # the model's words with the image
+    grounding: str | None  # grounding.Grounding as JSON, for a search-grounded image
 
 
 class AttemptRow(TypedDict):
@@ -104,6 +106,7 @@ class AttemptRow(TypedDict):
     output_image_tokens: int | None
     output_text_tokens: int | None
     thought_tokens: int | None
+    search_queries: int | None
 
 
 LEDGER_NAME = "ledger.sqlite"
@@ -113,6 +116,9 @@ SESSIONS_DIR = "sessions"  # one lock file per live session: the OS releases it 
 # Columns added after the first release: a ledger from before gets them on open.
 TOKEN_COLUMNS = ("input_text_tokens", "input_image_tokens", "output_image_tokens",
                  "output_text_tokens", "thought_tokens")
+LATER_COLUMNS = {"jobs": ("host TEXT", "text TEXT", "grounding TEXT"),
+                 "attempts": tuple(f"{c} INTEGER" for c in TOKEN_COLUMNS)
+                 + ("search_queries INTEGER",)}
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -145,13 +151,11 @@ class Store:
             # lose the last commits, and each commit stops costing an fsync.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
-            if "host" not in columns:  # a ledger written before sessions recorded their host
-                self._db.execute("ALTER TABLE jobs ADD COLUMN host TEXT")
-            have = {row[1] for row in self._db.execute("PRAGMA table_info(attempts)")}
-            for column in TOKEN_COLUMNS:
-                if column not in have:
-                    self._db.execute(f"ALTER TABLE attempts ADD COLUMN {column} INTEGER")
+            for table, later in LATER_COLUMNS.items():  # a ledger from an older release
+                have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                for column in later:
+                    if column.split()[0] not in have:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
         self.recover()
         self.sweep_parts()
 
@@ -212,8 +216,8 @@ class Store:
                 " detail=:detail, width=:width, height=:height,"
                 " input_text_tokens=:input_text_tokens, input_image_tokens=:input_image_tokens,"
                 " output_image_tokens=:output_image_tokens,"
-                " output_text_tokens=:output_text_tokens, thought_tokens=:thought_tokens"
-                " WHERE job_id=:job_id AND number=:number", {**row, "job_id": job_id})
+                " output_text_tokens=:output_text_tokens, thought_tokens=:thought_tokens,"
+                " search_queries=:search_queries WHERE job_id=:job_id AND number=:number", {**row, "job_id": job_id})
             db.execute("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
             if image_path is not None:
                 db.execute(
@@ -254,11 +258,12 @@ class Store:
         self._write(
             "UPDATE jobs SET finished=?, status=?, resolution=?, width=?, height=?,"
             " image_path=?, attempts=?, elapsed_s=?, cost_usd=?, cost_unknown_usd=?, error=?,"
-            " simulated=?, downgraded=?, silent_downgrade=? WHERE id=?",
+            " simulated=?, downgraded=?, silent_downgrade=?, text=?, grounding=? WHERE id=?",
             (time.time(), status, result.resolution, result.width, result.height,
              str(result.image_path) if result.image_path else None, len(result.attempts),
              result.elapsed_s, result.cost_usd, result.cost_unknown_usd + extra, result.error,
              int(result.simulated), int(result.downgraded), int(result.silent_downgrade),
+             result.text or None, result.grounding.to_json() if result.grounding else None,
              result.job_id))
 
     # ----- images ----------------------------------------------------------------------

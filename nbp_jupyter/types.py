@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .grounding import Grounding
 from .states import Billed, Outcome
 from .timefmt import clock
 from .turns import Turn
@@ -39,6 +40,7 @@ class Request:
     history: tuple[Turn, ...] = field(default=(), repr=False)
     parent: str | None = None
     turn: int = 1
+    search: bool = False  # Grounding with Google Search (grounding.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +65,7 @@ class Attempt:
     output_image_tokens: int | None = None
     output_text_tokens: int | None = None
     thought_tokens: int | None = None
+    search_queries: int | None = None  # billed Google Search queries, priced into cost_usd
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +89,8 @@ class GenerationResult:
     silent_downgrade: bool = False
     turn: int = 1  # its turn in a conversation (a refine's is 2 or more)
     refines: str | None = None  # the job it refined
+    text: str = ""  # what the model said with the image (untrusted: escaped when shown)
+    grounding: Grounding | None = None  # the search behind a grounded image
 
     def caption(self) -> str:
         """One line a person can read: sizes, attempts, time, money, where the file is."""

@@ -13,7 +13,7 @@ def test_public_names_are_pinned():
     assert sorted(nbp_jupyter.__all__) == sorted([
         "AttemptError", "ConfigError", "GenerationResult", "Attempt", "Job", "NbpError",
         "RetryPolicy", "Rung", "agenerate", "generate", "history", "panel", "set_price",
-        "submit", "BatchJob", "batch", "batch_job", "refine", "conversation_of"])
+        "submit", "BatchJob", "batch", "batch_job", "refine", "conversation_of", "edit"])
     for name in nbp_jupyter.__all__:
         assert getattr(nbp_jupyter, name) is not None
 

@@ -12,7 +12,7 @@ import httpx
 
 from ..answer_stream import Blob
 from ..types import Request
-from . import chat, gemini, openai
+from . import chat, gemini, openai, openai_edits
 from .base import ParsedImage
 
 
@@ -34,3 +34,8 @@ WIRES: dict[str, Wire] = {"gemini": gemini, "openai": openai, "chat": chat}
 
 def for_wire(name: str) -> Wire:
     return WIRES[name]
+
+
+def for_request(name: str, request: Request) -> Wire:
+    """The wire for this request: the images wire's edits route when it carries references."""
+    return openai_edits if name == "openai" and request.images else WIRES[name]

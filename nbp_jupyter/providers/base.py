@@ -46,6 +46,7 @@ class ParsedImage:
     # The model turn's non-thought parts with their signatures, for the next turn of a
     # conversation (docs/facts.md "Conversations"); the wires without them leave it empty.
     turn_parts: tuple[Part, ...] = ()
+    grounding: object = None  # grounding.Grounding of a search-grounded answer
 
     @property
     def output_tokens(self) -> int | None:

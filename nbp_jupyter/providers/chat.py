@@ -65,5 +65,5 @@ def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
                     "the model answered without an image; another try may work")
     # Thinking drafts come first, the answer last (as in Gemini's parts).
     return ParsedImage(**image_ref(urls[-1], "message.images", blobs), tokens=tokens,
-                       text=one_line(said), simulated=headers.get(SIM_HEADER) == "true",
+                       text=said.strip(), simulated=headers.get(SIM_HEADER) == "true",
                        skipped_thoughts=len(urls) - 1, gateway_cost=charged)

@@ -9,6 +9,7 @@ import re
 
 import httpx
 
+from .. import grounding
 from ..errors import AttemptError, AuthError, BadResponse, Blocked, from_status
 from ..types import Request
 from ..pricing import Tokens
@@ -34,6 +35,8 @@ def build(request: Request, resolution: str, model: str, base_url: str, api_key:
             "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
                                  "imageConfig": {"aspectRatio": request.aspect,
                                                  "imageSize": resolution}}}
+    if request.search:
+        body["tools"] = [grounding.TOOL]
     headers = {"x-goog-api-key": api_key, "content-type": "application/json"}
     if timeout_s:  # the server's deadline matches ours, as the official SDKs do (docs/facts.md)
         headers["x-server-timeout"] = str(math.ceil(timeout_s))
@@ -114,9 +117,10 @@ def parse(status: int, headers, body: bytes, blobs=None) -> ParsedImage:
     image = images[0]
     return ParsedImage(
         **image_payload(image.get("data"), "inlineData", blobs),
-        mime=str(image.get("mimeType") or ""), tokens=tokens, text=one_line(" ".join(texts)),
+        mime=str(image.get("mimeType") or ""), tokens=tokens, text="\n".join(texts).strip(),
         simulated=headers.get(SIM_HEADER) == "true", skipped_thoughts=thoughts,
-        gateway_cost=charged, turn_parts=answer_parts(parts or []))
+        gateway_cost=charged, turn_parts=answer_parts(parts or []),
+        grounding=grounding.read(candidate))
 
 
 def _error(status: int, headers, body: bytes):

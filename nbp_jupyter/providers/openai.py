@@ -24,9 +24,9 @@ UPSTREAM_MANGLED = "Error converting to valid response"
 
 def build(request: Request, resolution: str, model: str, base_url: str, api_key: str, *,
           timeout_s: float | None = None) -> httpx.Request:
-    if request.images:
+    if request.images:  # the engine sends these through openai_edits: a caller's slip
         raise ConfigError("reference images are not part of /v1/images/generations",
-                          hint="use provider='gemini' or 'chat' for --image")
+                          hint="build it with providers.openai_edits")
     width, height = sizes.pixels(resolution, request.aspect)
     body = {"model": model, "prompt": request.prompt, "size": f"{width}x{height}"}
     return bearer_post(f"{base_url}/v1/images/generations", api_key, body)

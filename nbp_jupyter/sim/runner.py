@@ -117,12 +117,13 @@ class SimServer:
 def start(profile: str = "typical", time_scale: float = 1.0, seed: int = 0, script=None,
           api_key: str | None = None, realistic: bool = False, host: str = "127.0.0.1",
           port: int = 0, tls: ssl.SSLContext | None = None,
-          state_dir: str | None = None) -> SimServer:
+          state_dir: str | None = None, edits: bool = True) -> SimServer:
     """Start a simulator on loopback in a background thread and return its handle; with
     `tls` (a server-side SSLContext) it speaks HTTPS, like a company's TLS endpoint.
-    `state_dir` keeps simulated batches and files there (they outlive the simulator)."""
+    `state_dir` keeps simulated batches and files there (they outlive the simulator);
+    `edits=False` plays a gateway without /v1/images/edits."""
     if time_scale <= 0:
         raise ValueError("time_scale must be > 0 (e.g. 0.001 plays a 4K call in ~0.1 s)")
     config = SimConfig(profile=profile, time_scale=time_scale, seed=seed, script=script,
-                       api_key=api_key, realistic=realistic, state_dir=state_dir)
+                       api_key=api_key, realistic=realistic, state_dir=state_dir, edits=edits)
     return SimServer(config, host=host, port=port, tls=tls)

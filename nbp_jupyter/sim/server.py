@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 
 from .. import facts, sizes
-from . import images, model, signatures, wire
+from . import edits, images, model, signatures, wire
 from .batch import BatchSim
 
 MAX_REQUEST_BYTES = facts.MAX_INLINE_REQUEST_BYTES  # docs/facts.md "Request limits"
@@ -40,6 +40,7 @@ class SimConfig:
     api_key: str | None = None  # None: any non-empty key is accepted
     realistic: bool = False
     state_dir: str | None = None  # where simulated batches and files persist (sim/batch.py)
+    edits: bool = True  # serve /v1/images/edits; False plays a gateway without that route
 
 
 class _Request:
@@ -173,6 +174,8 @@ class SimApp:
             return await self._generate(req, peer, "gemini", model_name, stream)
         if req.method == "POST" and path == "/v1/images/generations":
             return await self._generate(req, peer, "openai", "")
+        if req.method == "POST" and path == "/v1/images/edits" and self.config.edits:
+            return await self._generate(req, peer, "openai_edits", "")
         if req.method == "POST" and path == "/v1/chat/completions":
             return await self._generate(req, peer, "chat", "")
         await self._send(peer, 404, {"error": {"code": 404, "message": f"{req.method} "
@@ -221,6 +224,20 @@ class SimApp:
         since = (time.monotonic() - self.started) / self.config.time_scale
         return model.draw(self.profile, sreq.resolution, rng, since), nth
 
+    def _parse(self, req: _Request, provider: str, model_name: str) -> wire.SimRequest:
+        """The request as the real service reads it; raises WireError or JSONDecodeError."""
+        if provider == "openai_edits":  # a multipart form, not JSON
+            return edits.parse(req.headers.get("content-type", ""), req.body)
+        body = json.loads(req.body or b"null")
+        if not isinstance(body, dict):
+            raise wire.WireError(400, wire.gemini_error(
+                400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
+        if provider == "gemini":  # earlier turns must carry what this server signed
+            sreq = wire.parse_gemini(model_name, body)
+            signatures.check(body.get("contents") or [], self.signing_key)
+            return sreq
+        return wire.parse_chat(body) if provider == "chat" else wire.parse_openai(body)
+
     async def _generate(self, req: _Request, peer: _Peer, provider: str, model_name: str,
                         stream: str | None = None) -> bool:
         entry = {"path": req.path, "provider": provider, "model": model_name, "size": None,
@@ -234,14 +251,7 @@ class SimApp:
             await self._send(peer, denied[0], denied[1])
             return True
         try:
-            body = json.loads(req.body or b"null")
-            if not isinstance(body, dict):
-                raise wire.WireError(400, wire.gemini_error(
-                    400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
-            sreq = (wire.parse_gemini(model_name, body) if provider == "gemini"
-                    else wire.parse_chat(body) if provider == "chat" else wire.parse_openai(body))
-            if provider == "gemini":  # earlier turns must carry what this server signed
-                signatures.check(body.get("contents") or [], self.signing_key)
+            sreq = self._parse(req, provider, model_name)
             sreq = replace(sreq, server_timeout_s=_whole_seconds(
                 req.headers.get("x-server-timeout")))
         except json.JSONDecodeError:
@@ -256,7 +266,8 @@ class SimApp:
             return True
         outcome, nth = self._next_outcome(sreq)
         entry.update(model=sreq.model, size=sreq.resolution, aspect=sreq.aspect,
-                     outcome=outcome.label(), prompt=sreq.prompt[:60], turn=sreq.turn)
+                     outcome=outcome.label(), prompt=sreq.prompt[:60], turn=sreq.turn,
+                     references=sreq.references)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

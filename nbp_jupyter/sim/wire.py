@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import facts, sizes
+from . import grounding
 
 SIM_TEXT = "SIMULATED image from nbp_jupyter.sim; no real model was called."
 OPENAI_TIER = re.compile(r"-(1k|2k|4k)$", re.IGNORECASE)
@@ -44,6 +45,7 @@ class SimRequest:
     text_only: bool = False  # responseModalities ["TEXT"]: the model answers in words
     turn: int = 1  # the user turns in `contents`: 2 and more continue a conversation
     server_timeout_s: float | None = None  # X-Server-Timeout, in (simulated) seconds
+    search: bool = False  # tools: google_search (answered with groundingMetadata)
 
 
 def _field(obj: object, camel: str) -> object:
@@ -95,8 +97,11 @@ def parse_gemini(model: str, body: dict) -> SimRequest:
     modalities = _field(generation, "responseModalities")
     text_only = isinstance(modalities, list) and \
         {str(m).upper() for m in modalities} == {"TEXT"}
+    tools = _field(body, "tools")
+    search = isinstance(tools, list) and any(_field(t, "googleSearch") is not None
+                                             for t in tools)
     return SimRequest("gemini", model, prompt, size, aspect, references=references,
-                      text_only=text_only, turn=max(1, len(users)))
+                      text_only=text_only, turn=max(1, len(users)), search=search)
 
 
 def _invalid(message: str, param: str) -> WireError:
@@ -215,10 +220,12 @@ def gemini_image(req: SimRequest, png: bytes | None, delivered: str,
     """A 200 answer; with `png=None` (TEXT-only modalities) words without an image."""
     thoughts = SIM_THOUGHT_TOKENS if thought_png is not None else 0
     image_tokens = sizes.OUTPUT_TOKENS[delivered] if png is not None else 0
+    candidate = {"content": {"role": "model", "parts": gemini_parts(png, thought_png, sign)},
+                 "finishReason": "STOP", "index": 0}
+    if req.search:
+        candidate["groundingMetadata"] = grounding.metadata(req.prompt)
     return {
-        "candidates": [{"content": {"role": "model", "parts": gemini_parts(png, thought_png,
-                                                                                sign)},
-                        "finishReason": "STOP", "index": 0}],
+        "candidates": [candidate],
         "usageMetadata": gemini_usage(req.prompt, req.references, image_tokens, SIM_TEXT,
                                       thoughts),
         "modelVersion": req.model,
@@ -237,6 +244,8 @@ def gemini_stream(answer: dict) -> list[dict]:
                "modelVersion": answer.get("modelVersion"),
                "responseId": answer.get("responseId")} for part in parts]
     chunks[-1]["candidates"][0]["finishReason"] = candidate.get("finishReason")
+    if "groundingMetadata" in candidate:  # sent with the last chunk, as the API does
+        chunks[-1]["candidates"][0]["groundingMetadata"] = candidate["groundingMetadata"]
     chunks[-1]["usageMetadata"] = answer.get("usageMetadata")
     return chunks
 
