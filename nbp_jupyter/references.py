@@ -55,9 +55,9 @@ def read(path: str | Path) -> ReferenceImage:
     file = config.expand_path(path)
     try:
         data = file.read_bytes()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a path with a NUL byte in it
         what = "not found" if isinstance(exc, FileNotFoundError) else \
-            f"cannot be read ({exc.strerror or type(exc).__name__})"
+            f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})"
         raise ConfigError(f"reference image {str(path)!r} {what}",
                           hint="give the path of a PNG, JPEG or WebP file") from None
     try:
