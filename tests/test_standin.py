@@ -241,5 +241,8 @@ def test_our_engine_gets_its_image_from_the_stand_in_as_from_the_service(home):
     assert result.success and not result.simulated  # the stand-in plays the real service
     with Image.open(result.image_path) as image:
         assert image.size == sizes.pixels(result.resolution, "16:9")
-    assert len(log) == len(result.attempts) and log[-1]["outcome"] == "ok"
+    # Under load the engine's scaled connect/write/pool timeouts (tens of ms here) can fail an
+    # attempt ("connection") before it reaches the stand-in: it may see fewer calls, never more.
+    assert 0 < len(log) <= len(result.attempts)
+    assert log[-1]["outcome"] == "ok" and log[-1]["size"] == result.resolution
     assert log[0]["fate"] != "ok"  # seed 3 makes this job meet a failure first
