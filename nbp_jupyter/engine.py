@@ -349,12 +349,10 @@ class Engine:
         http_request = wire.build(plan.request, resolution, model, base_url,
                                   settings.api_key or "", timeout_s=timeout_s)
         http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults
-        # In simulated time (scale < 1) an attempt gets at least SIMULATED_FLOOR_S of real
-        # time: the simulator's own CPU work for an answer must not count as service time.
-        budget = max(timeout_s * scale, SIMULATED_FLOOR_S) if scale < 1 else timeout_s * scale
+        budget = _real_s(timeout_s, scale)
         http_request.extensions["timeout"] = httpx.Timeout(
-            budget, connect=min(CONNECT_S * scale, budget), write=WRITE_S * scale,
-            pool=POOL_S * scale).as_dict()
+            budget, connect=min(_real_s(CONNECT_S, scale), budget),
+            write=_real_s(WRITE_S, scale), pool=_real_s(POOL_S, scale)).as_dict()
         client = self.client(base_url, settings.max_concurrency)
         loop = asyncio.get_running_loop()
         began = loop.time()
@@ -386,6 +384,14 @@ class Engine:
             parsed = type(parsed)(**{**parsed.__dict__, "data": data, "url": None})
         return await _finish_anyway(asyncio.to_thread(
             lambda: keep(checks.check(parsed, plan.request, resolution, model))))
+
+
+def _real_s(service_s: float, scale: float) -> float:
+    """Real seconds for a limit given in service seconds. In simulated time (scale < 1) at
+    least SIMULATED_FLOOR_S: the simulator's own CPU work, and a busy machine's stalls in
+    connecting or writing, must not count as the service being slow."""
+    real = service_s * scale
+    return max(real, SIMULATED_FLOOR_S) if scale < 1 else real
 
 
 def _token_columns(tokens: object) -> dict[str, int | None]:
