@@ -14,11 +14,12 @@ from pathlib import Path
 
 from . import api, display, grounding, sizes, ui
 from .config import Settings
-from .errors import ConfigError
+from .errors import ConfigError, NbpError
 from .estimate import budget_warning, estimate
 from .events import Finished
 from .jobs import Job, session
 from .options import Options, from_kwargs
+from .panel_turns import TurnStrip, save_uploads
 from .preview import preview_jpeg
 from .records import load_history
 from .timefmt import short
@@ -75,6 +76,13 @@ class Panel:
         self.hedge = w.Checkbox(value=hedge, description="hedge slow calls",
                                 tooltip="past its size's P99, start the next size down beside it")
         self.count = w.BoundedIntText(value=1, min=1, max=8, description="count")
+        self.upload = w.FileUpload(accept="image/png,image/jpeg,image/webp", multiple=True,
+                                   description="Reference images", icon="upload",
+                                   layout=w.Layout(width="auto"))
+        self.uploaded = w.HTML()
+        self.clear_uploads = w.Button(description="Clear", layout=w.Layout(width="auto"),
+                                      tooltip="send no reference images")
+        self.references: list[Path] = []  # the uploads, saved under NBP_HOME
         self.budget = w.BoundedFloatText(value=budget or 0.0, min=0.0, max=1e6, step=0.5,
                                          description="budget $", tooltip="0: no budget")
         self.go = w.Button(description="Generate", button_style="primary", icon="play")
@@ -94,8 +102,18 @@ class Panel:
                               layout=w.Layout(**fit))
         self.upgrade = w.Button(description="Upgrade to 4K", button_style="info",
                                 layout=w.Layout(**fit))
+        self.turns = TurnStrip(self._show_selection)
+        self.refine_prompt = w.Text(placeholder="What to change, e.g. make the sky darker",
+                                    layout=w.Layout(flex="1 1 260px", width="auto"))
+        self.refine = w.Button(description="Refine", button_style="primary", icon="comment",
+                               layout=w.Layout(**fit))
         self.selection = w.VBox([self.selected_info,
                                  w.HBox([self.copy_prompt, self.again, self.upgrade],
+                                        layout=w.Layout(**WRAP)),
+                                 w.HTML("<b>Conversation</b> (pick a turn to refine; an "
+                                        "earlier one starts a new branch)"),
+                                 self.turns.box,
+                                 w.HBox([self.refine_prompt, self.refine],
                                         layout=w.Layout(**WRAP))],
                                 layout=w.Layout(display="none"))
         self.footer = w.HTML()
@@ -105,11 +123,15 @@ class Panel:
                              (self.confirm_no, "nbp-confirm-no"), (self.budget, "nbp-budget"),
                              (self.estimate, "nbp-estimate"), (self.message, "nbp-message"),
                              (self.again, "nbp-again"), (self.upgrade, "nbp-upgrade"),
-                             (self.copy_prompt, "nbp-copy"), (self.selection, "nbp-selection")):
+                             (self.copy_prompt, "nbp-copy"), (self.selection, "nbp-selection"),
+                             (self.refine, "nbp-refine"), (self.refine_prompt, "nbp-refine-prompt"),
+                             (self.upload, "nbp-upload"), (self.uploaded, "nbp-references"),
+                             (self.clear_uploads, "nbp-clear-references")):
             widget.add_class(name)
         self.widget = w.VBox([
             self.prompt, w.HBox([self.size, self.aspect, self.count], layout=w.Layout(**WRAP)),
             w.HBox([self.provider, self.model], layout=w.Layout(**WRAP)),
+            w.HBox([self.upload, self.uploaded, self.clear_uploads], layout=w.Layout(**WRAP)),
             w.HBox([self.fallback, self.hedge, self.budget], layout=w.Layout(**WRAP)),
             w.HBox([self.go, self.estimate], layout=w.Layout(**WRAP)), self.message,
             self.confirm, w.HTML("<b>Jobs</b> (newest first)"), self.jobs,
@@ -129,6 +151,9 @@ class Panel:
         self.copy_prompt.on_click(lambda _: ui.call(self._copy))
         self.again.on_click(lambda _: ui.call(self.again_click))
         self.upgrade.on_click(lambda _: ui.call(self.upgrade_click))
+        self.refine.on_click(lambda _: ui.call(self.refine_click))
+        self.upload.observe(lambda _: ui.call(self.take_uploads), names="value")
+        self.clear_uploads.on_click(lambda _: ui.call(self._clear_uploads))
         for widget in (self.size, self.model, self.count, self.provider, self.budget):
             widget.observe(lambda _: ui.call(self.refresh_estimate), names="value")
         ui.call(self._refresh_all).result(30)
@@ -146,6 +171,7 @@ class Panel:
         """What the boxes say, over the configured settings (api fits a configured fallback
         list to the size, as it does for a cell)."""
         boxes = Options(size=self.size.value, aspect=self.aspect.value,
+                        images=tuple(str(path) for path in self.references),
                         fallback=self.ladder if self.fallback.value else False,
                         hedge=self.hedge.value, model=self.model.value.strip() or None,
                         provider=None if self.provider.value == "(default)"
@@ -158,8 +184,11 @@ class Panel:
         totals = self._totals()
         return totals["cost_usd"], totals["cost_unknown_usd"]
 
+    def _store(self):
+        return session().store(self._settings())
+
     def _totals(self) -> dict:
-        store = session().store(self._settings())
+        store = self._store()
         return load_history(store, session=store.session).totals()
 
     def _estimate_for(self, options: Options, count: int):
@@ -207,13 +236,28 @@ class Panel:
             return []
         return self._spend(tile.result.prompt, self._upgrade_options(tile), 1, (tile, "upgrade"))
 
+    def refine_click(self) -> list[Job]:
+        """The picked turn of the selected image's conversation, refined as the box says,
+        with the form's options and uploads (through the guard); its image is selected when
+        it lands, so the next refine continues from it."""
+        tile, turn = self._selected_tile(), self.turns.picked
+        if tile is None or "refine" in tile.started:
+            return []
+        if turn is None:
+            self.message.value = _error(f"job {tile.result.job_id} has no recorded conversation "
+                                        "turn to refine — Again or a new prompt instead")
+            return []
+        return self._spend(self.refine_prompt.value, self._options(), 1, (tile, "refine"),
+                           parent=turn.job_id)
+
     def _upgrade_options(self, tile: Tile) -> Options:
         """The image's own settings (the form's, for an image of another session) at 4K."""
         row = self.rows.get(tile.result.job_id)
         options = row.options if row else self._options()
         return options.with_(size="4K")  # a configured fallback list is refitted to 4K
 
-    def _spend(self, prompt: str, options: Options, count: int, source) -> list[Job]:
+    def _spend(self, prompt: str, options: Options, count: int, source,
+               parent: str | None = None) -> list[Job]:
         """The one way money is spent from the panel: check the budget, then submit."""
         self.message.value = ""
         try:
@@ -224,11 +268,11 @@ class Panel:
         billed, unknown = self.spent()
         warning = budget_warning(self.budget.value or None, billed, unknown, est)
         if warning:
-            self._pending = (prompt, options, count, source)
+            self._pending = (prompt, options, count, source, parent)
             self.message.value = html.escape(warning + " Spend anyway?")
             self.confirm.layout.display = "flex"
             return []
-        return self.submit(prompt, options, count, source)
+        return self.submit(prompt, options, count, source, parent)
 
     def _confirmed(self, yes: bool) -> list[Job]:
         pending, self._pending = self._pending, None
@@ -236,11 +280,16 @@ class Panel:
         self.message.value = ""
         return self.submit(*pending) if yes and pending else []
 
-    def submit(self, prompt: str, options: Options, count: int = 1, source=None) -> list[Job]:
-        """Start the jobs (no budget check: callers go through _spend)."""
+    def submit(self, prompt: str, options: Options, count: int = 1, source=None,
+               parent: str | None = None) -> list[Job]:
+        """Start the jobs (no budget check: callers go through _spend); with `parent`, as
+        refines of that job (its conversation is read from the ledger here, on this thread)."""
         try:
-            request, settings, policy = api.prepare_options(prompt, options)
-        except ConfigError as exc:
+            if parent is None:
+                request, settings, policy = api.prepare_options(prompt, options)
+            else:
+                request, settings, policy = api.prepare_refine(parent, prompt, options)
+        except NbpError as exc:
             self.message.value = _error(exc.one_line())
             return []
         jobs = []
@@ -255,6 +304,8 @@ class Panel:
         else:  # the button clicked says so, and waits for its job before it can be paid again
             tile, kind = source
             tile.started[kind] = jobs[0]
+            if kind == "refine":
+                self.refine_prompt.value = ""
             self._show_selection()
         if not self._ticking:
             self._ticking = True
@@ -306,10 +357,17 @@ class Panel:
         self.results[job.id] = event.result
         if event.result.success:
             self._add_to_gallery(event.result)
+        follow = None  # a refine of the image still selected: its result is selected next
         for tile in self.tiles.values():  # a button waiting for this job is free again
             for kind, started in list(tile.started.items()):
                 if started.id == job.id:
                     del tile.started[kind]
+                    if kind == "refine" and tile is self._selected_tile():
+                        follow = event.result
+        if follow is not None and follow.success:
+            self.select(follow)
+        elif follow is not None:
+            self.message.value = _error(f"Refine {job.id} failed: {follow.error or job.status}")
         self._show_selection()
         self.refresh_footer()
         self.refresh_estimate()
@@ -329,6 +387,7 @@ class Panel:
         image = w.Image(value=thumb, format="jpeg", layout=w.Layout(max_width=f"{THUMB}px"))
         caption = w.HTML(f'<div style="font-size:11px; width:{THUMB}px">'
                          f'{html.escape(result.job_id)} '
+                         f'{f"turn {result.turn} · " if result.turn > 1 else ""}'
                          f'{html.escape(short(result.prompt, 60))}<br>'
                          f'{html.escape(result.requested)} → {html.escape(result.resolution or "")}'
                          f' · ${result.cost_usd:.3f}{" · SIMULATED" if result.simulated else ""}</div>')
@@ -354,7 +413,7 @@ class Panel:
         tile.box.layout.border = SELECTED_BORDER
         tile.box.add_class("nbp-selected")
         tile.pick.description = "Selected"
-        self._show_selection()
+        self.turns.show(self._store().conversation(result.job_id))  # picks the last turn
 
     def _selected_tile(self) -> Tile | None:
         return self.tiles.get(self.selected.job_id) if self.selected else None
@@ -374,6 +433,15 @@ class Panel:
         self.selected_info.value = (f'<div style="overflow-wrap:anywhere"><b>Selected</b> '
                                     f'{html.escape(result.caption())}{extras}</div>')
         self.selection.layout.display = "flex"
+        refine = tile.started.get("refine")
+        self.refine.disabled = refine is not None
+        picked = self.turns.picked
+        if refine is not None:
+            self.refine.description = f"Refine: {refine.id} started"
+        elif picked is not None and self.turns.branches:
+            self.refine.description = f"Refine turn {picked.number} (new branch)"
+        else:
+            self.refine.description = f"Refine turn {picked.number}" if picked else "Refine"
         again = tile.started.get("again")
         self.again.disabled = again is not None
         self.again.description = f"Again: {again.id} started" if again else "Again"
@@ -388,6 +456,23 @@ class Panel:
                 self.upgrade.description = f"Upgrade to 4K (~${cost:.2f})"
             except ConfigError:
                 self.upgrade.description = "Upgrade to 4K"
+
+    # ----- reference images, uploaded --------------------------------------------------------
+    def take_uploads(self) -> None:
+        """Save what the upload control holds under NBP_HOME: the form's reference images
+        for Generate and Refine until cleared."""
+        try:
+            self.references = save_uploads(self._store().home, self.upload.value)
+        except (OSError, KeyError, TypeError) as exc:
+            self.references = []
+            self.message.value = _error(f"the upload could not be saved: {exc}")
+        names = ", ".join(html.escape(p.name.split("-", 1)[-1]) for p in self.references)
+        self.uploaded.value = (f"{len(self.references)} reference image"
+                               f"{'s' if len(self.references) != 1 else ''}: {names}"
+                               if self.references else "")
+
+    def _clear_uploads(self) -> None:
+        self.upload.value = ()  # observed: take_uploads empties the list
 
     def _copy(self) -> None:
         if self.selected:

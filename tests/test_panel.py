@@ -303,3 +303,151 @@ def test_nothing_blocking_runs_on_the_engine_loop(panel, monkeypatch):
     ui.flush()
     assert {"finish_job", "end_attempt", "preview", "jobs"} <= {name for name, _ in calls}
     assert [c for c in calls if c[1] == "nbp-jobs"] == []
+
+
+# ----- refine by conversation, from the panel ------------------------------------------------
+def _generate_and_select(panel, prompt="a harbour at dusk"):
+    panel.prompt.value = prompt
+    [job] = on_ui(panel.click)
+    job.result(30)
+    wait_for(lambda: job.id in panel.tiles)
+    on_ui(panel.select, panel.tiles[job.id].result)
+    return job
+
+
+def _refine(panel, text):
+    """Type in the Refine box, click, and wait until the refined image is the selection."""
+    before = panel.selected.job_id
+    panel.refine_prompt.value = text
+    [job] = on_ui(panel.refine_click)
+    job.result(30)
+    wait_for(lambda: panel.selected.job_id == job.id)
+    ui.flush()
+    assert panel.selected.job_id != before
+    return job
+
+
+def _uploaded(name, data):
+    """One file as ipywidgets 8's FileUpload holds it after a browser upload."""
+    from datetime import datetime, timezone
+    return {"name": name, "type": "image/png", "size": len(data), "content": memoryview(data),
+            "last_modified": datetime.now(timezone.utc)}
+
+
+def _strip(panel):
+    """(turn number, prompt shown) of each card in the conversation strip."""
+    return [(e.number, e.prompt) for e in panel.turns.exchanges]
+
+
+def test_refine_twice_then_branch_from_the_first_turn(panel):
+    """Refine continues the selected image (three turns in the strip), and picking turn 1
+    refines that one: a new branch of two turns, not a fourth turn."""
+    first = _generate_and_select(panel)
+    assert _strip(panel) == [(1, "a harbour at dusk")] and "Refine turn 1" == panel.refine.description
+    second = _refine(panel, "make the sky darker")
+    third = _refine(panel, "add a red boat")
+    assert (second.request.parent, second.request.turn) == (first.id, 2)
+    assert (third.request.parent, third.request.turn) == (second.id, 3)
+    assert len(third.request.history) == 4  # two earlier exchanges, user and model each
+    assert _strip(panel) == [(1, "a harbour at dusk"), (2, "make the sky darker"),
+                             (3, "add a red boat")]
+    cards = panel.turns.box.children
+    assert len(cards) == 3 and "nbp-turn-picked" in cards[2]._dom_classes
+    assert sum(isinstance(c.children[0], __import__("ipywidgets").Image) for c in cards) == 3
+    assert "turn 3 · refines " + second.id in panel.selected_info.value
+    assert panel.refine_prompt.value == ""  # cleared for the next instruction
+
+    cards[0].children[2].click()  # "Refine this" on turn 1
+    ui.flush()
+    assert panel.turns.picked.job_id == first.id and "new branch" in panel.refine.description
+    branch = _refine(panel, "same harbour at noon")
+    assert (branch.request.parent, branch.request.turn) == (first.id, 2)
+    assert len(branch.request.history) == 2
+    assert _strip(panel) == [(1, "a harbour at dusk"), (2, "same harbour at noon")]
+    assert len(panel.gallery.children) == 4 and "turn 2 · " in panel.gallery.children[0].children[1].value
+
+
+def test_uploaded_references_are_saved_under_home_and_sent(panel, home):
+    """An uploaded PNG is kept under NBP_HOME/references and goes with Generate and Refine as
+    a reference image, recorded in the ledger by that path; Clear stops sending it."""
+    import io
+
+    from PIL import Image
+
+    from nbp_jupyter import api
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), "orange").save(buf, "PNG")
+    panel.upload.value = (_uploaded("my logo.png", buf.getvalue()),)
+    wait_for(lambda: panel.references)
+    ui.flush()
+    [saved] = panel.references
+    assert saved.parent == home / "references" and saved.read_bytes() == buf.getvalue()
+    assert "1 reference image: my_logo.png" in panel.uploaded.value
+    job = _generate_and_select(panel, "a mug with this logo")
+    [ref] = job.request.images
+    assert ref.path == str(saved.resolve()) and ref.mime == "image/png"
+    refined = _refine(panel, "the mug in blue")
+    assert [r.path for r in refined.request.images] == [str(saved.resolve())]
+    [turn1, turn2] = api.conversation_of(refined)
+    assert [p.path for p in turn1.references] == [str(saved.resolve())]
+    panel.clear_uploads.click()
+    wait_for(lambda: not panel.references)
+    ui.flush()
+    assert panel.uploaded.value == "" and panel._options().images == ()
+
+
+def test_refine_mistakes_are_one_line_messages(panel, home):
+    """An empty instruction, a turn whose image file is gone, an upload that is no image and
+    a provider that cannot carry a conversation each give one line in the panel; nothing is
+    started and nothing is lost."""
+    first = _generate_and_select(panel)
+    started = len(session().jobs)
+    panel.refine_prompt.value = "  "
+    assert on_ui(panel.refine_click) == [] and "prompt is empty" in panel.message.value
+
+    panel.provider.value = "openai"
+    panel.refine_prompt.value = "darker"
+    assert on_ui(panel.refine_click) == []
+    assert "(the openai wire) cannot carry it" in panel.message.value
+    panel.provider.value = "(default)"
+
+    image = first.result().image_path
+    moved = image.with_name("elsewhere.png")
+    image.rename(moved)
+    on_ui(panel.select, panel.tiles[first.id].result)  # redraws the strip from the ledger
+    assert "image file missing" in panel.turns.box.children[0].children[0].value
+    assert on_ui(panel.refine_click) == []
+    assert "is missing or unreadable" in panel.message.value and "\n" not in panel.message.value
+    moved.rename(image)
+
+    panel.upload.value = (_uploaded("notes.png", b"hello"),)
+    wait_for(lambda: panel.references)
+    ui.flush()
+    assert on_ui(panel.refine_click) == []
+    assert "not an image Pillow can read" in panel.message.value
+    assert "Traceback" not in panel.message.value and len(session().jobs) == started
+
+
+def test_the_strip_reads_the_ledger_on_the_ui_thread(panel, monkeypatch):
+    """The conversation strip's ledger reads and thumbnails run on the UI thread, never on
+    the engine's loop (which times every attempt) nor the kernel's thread."""
+    import threading
+
+    from nbp_jupyter import panel_turns, store
+
+    calls = []
+    for owner, name in ((store.Store, "conversation"), (panel_turns, "preview_jpeg")):
+        original = getattr(owner, name)
+
+        def wrapped(*args, _original=original, _name=name, **kwargs):
+            calls.append((_name, threading.current_thread().name))
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(owner, name, wrapped)
+    _generate_and_select(panel)
+    panel.refine_prompt.value = "darker"
+    panel.refine.click()  # from the kernel's thread, as a browser click arrives
+    wait_for(lambda: len(panel.turns.exchanges) == 2)
+    ui.flush()
+    assert {name for name, _ in calls} == {"conversation", "preview_jpeg"}
+    assert {thread for _, thread in calls} == {"nbp-ui_0"}, calls
