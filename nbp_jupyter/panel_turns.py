@@ -66,9 +66,11 @@ class TurnStrip:
                            layout=w.Layout(max_width=f"{TURN_THUMB}px"))
                    if thumb else w.HTML('<div style="font-size:11px; color:#dc2626">'
                                         'image file missing</div>'))
-        label = w.HTML(f'<div style="font-size:11px; width:{TURN_THUMB}px; '
+        refs = len(exchange.references)
+        with_refs = f" <i>+ {refs} reference{'s' if refs > 1 else ''}</i>" if refs else ""
+        label = w.HTML(f'<div style="font-size:11px; line-height:1.35; width:{TURN_THUMB}px; '
                        f'overflow-wrap:anywhere"><b>turn {exchange.number}</b> '
-                       f'{html.escape(short(exchange.prompt, 50))}</div>')
+                       f'{html.escape(short(exchange.prompt, 50))}{with_refs}</div>')
         button = w.Button(layout=w.Layout(width=f"{TURN_THUMB}px"),
                           tooltip="refine this turn; an earlier one starts a new branch")
         button.add_class("nbp-turn-pick")

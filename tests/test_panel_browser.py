@@ -205,3 +205,54 @@ def test_status_lines_then_images_in_jupyterlab(tmp_path):
         assert "4K → 4K" in captions[0] and all("SIMULATED" in c for c in captions)
         page.locator(".jp-Cell").nth(1).scroll_into_view_if_needed()
         shoot(page, "results.png", docs=True)
+
+
+def test_refine_in_jupyterlab(tmp_path, make_sim):
+    """In the panel, an image refined twice from its Refine box (the second time with an
+    uploaded reference image) shows a strip of three turns, the newest picked; picking turn 1
+    offers a new branch."""
+    from PIL import Image
+
+    server = make_sim(profile="ideal", time_scale=0.05)
+    env = {"NBP_PROVIDER": "gemini", "NBP_BASE_URL": server.url, "NBP_API_KEY": "browser-key",
+           "NBP_TIME_SCALE": "0.05", "NBP_HOME": str(tmp_path / "home"), "NBP_WAIT": "never"}
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (96, 96), "#e11d48").save(logo)
+    with notebook_in_lab(tmp_path, "refine.ipynb", ["%load_ext nbp_jupyter", "%nbp_panel"],
+                         env, WIDE, 1100) as page:
+        run_cell(page, 0)
+        run_cell(page, 1)
+        prompt = page.locator(".nbp-prompt textarea")
+        prompt.wait_for(timeout=60_000)
+        prompt.fill("a lighthouse on a cliff at dusk")
+        page.locator("button.nbp-generate").click()
+        page.wait_for_selector(".nbp-gallery-item img", timeout=60_000)
+        page.locator(".nbp-gallery-item").first.locator("button.nbp-select").click()
+        page.wait_for_selector(".nbp-turn-1.nbp-turn-picked")
+        refine = page.locator(".nbp-refine-prompt input")
+        steps = [("make the sky stormy", None), ("put this red flag on the tower", logo)]
+        for number, (text, upload) in enumerate(steps, start=2):
+            if upload is not None:
+                with page.expect_file_chooser() as chooser:  # the control's own dialog
+                    page.locator(".nbp-upload").click()
+                chooser.value.set_files(str(upload))
+                page.wait_for_selector(".nbp-references:has-text('1 reference image')")
+            refine.fill(text)
+            page.locator("button.nbp-refine").click()
+            page.wait_for_selector(f".nbp-turn-{number}.nbp-turn-picked", timeout=60_000)
+        assert page.locator(".nbp-turn").count() == 3
+        labels = page.locator(".nbp-turn").all_inner_texts()
+        assert "turn 1" in labels[0] and "stormy" in labels[1] and "red flag" in labels[2]
+        assert page.locator(".nbp-turn img").count() == 3
+        assert "turn 3 · refines" in page.locator(".nbp-selection").inner_text()
+        assert page.locator(".nbp-gallery-item img").count() == 3
+        page.wait_for_selector("button.nbp-refine:text-is('Refine turn 3')")
+        assert overflowing(page, ".nbp-panel") == []
+        assert "+ 1 reference" in labels[2] and "reference" not in labels[1]
+        lab_command(page, "application:toggle-left-area")  # the panel gets the window's width
+        time.sleep(0.5)
+        page.evaluate("document.querySelector('.nbp-selection').scrollIntoView({block: 'end'})")
+        time.sleep(0.5)
+        shoot(page, "panel-refine.png", docs=True)
+        page.locator(".nbp-turn-1 button.nbp-turn-pick").click()
+        page.wait_for_selector("button.nbp-refine:has-text('Refine turn 1 (new branch)')")
