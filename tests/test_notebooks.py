@@ -33,6 +33,11 @@ def html_of(outs) -> str:
     return "".join(o.get("data", {}).get("text/html", "") for o in outs)
 
 
+def text_of(outs) -> str:
+    """What a cell printed and the text/plain of what it displayed."""
+    return "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outs)
+
+
 def images_of(outs) -> list[dict]:
     return [o for o in outs if "image/jpeg" in o.get("data", {})]
 
@@ -107,3 +112,30 @@ def test_reliable_4k_headless(tmp_path, monkeypatch):
     assert "hedged  hedges 0 " not in hedging  # the hedged run did hedge
     ledger = "".join(o.get("text", "") for o in outputs(nb, "totals = nbp.history()"))
     assert "4K:" in ledger and "calls per image" in ledger
+
+
+def test_refine_headless(tmp_path, monkeypatch):
+    """The refine tutorial: refines by magic and from Python, a branch from turn 1,
+    references drawn in the notebook, and a search-grounded image, all kept in the file."""
+    nb = execute("05_refine.ipynb", tmp_path, monkeypatch)
+    assert_no_errors(nb)
+    assert_exports_keep_images(nb)
+    first = html_of(outputs(nb, "%%nbp --size 1K --aspect 4:3"))
+    assert 'class="nbp-result ' in first and "turn " not in first
+    stormy = html_of(outputs(nb, "%%nbp --refine _"))
+    assert "turn 2 · refines " in stormy and len(images_of(outputs(nb, "%%nbp --refine _"))) == 1
+    boat = text_of(outputs(nb, "import nbp_jupyter as nbp"))
+    assert "turn 3 · refines " in boat
+    chain = [line.split(" ", 2) for line in
+             "".join(o.get("text", "") for o in outputs(nb, "for turn in nbp.conversation_of(boat)")).splitlines()]
+    assert [c[0] for c in chain] == ["1", "2", "3"] and chain[2][2].startswith("Add a red")
+    branch = text_of(outputs(nb, "noon = nbp.refine(harbour"))
+    assert "turn 2 · refines " in branch and "[(1, 'A small harbour" in branch
+    assert "(2, 'The same harbour at noon" in branch and "stormy" not in branch
+    assert (tmp_path / "logo.png").exists() and (tmp_path / "stripes.png").exists()
+    mug = outputs(nb, "%%nbp --image logo.png")
+    assert len(images_of(mug)) == 1 and 'class="nbp-result ' in html_of(mug)
+    shelf = text_of(outputs(nb, "shelf = mug.refine("))
+    assert "turn 2 · refines " in shelf and len(images_of(outputs(nb, "shelf = mug.refine("))) == 1
+    grounded = html_of(outputs(nb, "%%nbp --search"))
+    assert 'class="nbp-search-entry"' in grounded and "nbp-sources" in grounded
