@@ -174,15 +174,17 @@ def _select_first(panel):
 
 
 def test_every_paid_button_asks_past_the_budget(panel):
-    """Past the budget, Again and Upgrade ask first as Generate does, instead of spending."""
+    """Past the budget, Again, Upgrade and Refine ask first as Generate does, instead of
+    spending."""
     panel.prompt.value = "a kite"
     [job] = on_ui(panel.click)
     job.result(30)
     wait_for(lambda: len(panel.gallery.children) == 1)
     _select_first(panel)
     panel.budget.value = 0.01  # already passed by the first image
+    panel.refine_prompt.value = "make it darker"
     before = len(session().jobs)
-    for button in (panel.go, panel.again, panel.upgrade):
+    for button in (panel.go, panel.again, panel.upgrade, panel.refine):
         panel.confirm.layout.display = "none"
         button.click()
         ui.flush()
@@ -194,6 +196,11 @@ def test_every_paid_button_asks_past_the_budget(panel):
     ui.flush()
     assert len(session().jobs) == before + 1
     assert list(session().jobs.values())[-1].request.size == "4K"
+    panel.refine.click()
+    panel.confirm_yes.click()  # the held click is the refine, of the selected image
+    ui.flush()
+    refined = list(session().jobs.values())[-1]
+    assert (refined.request.parent, refined.request.prompt) == (job.id, "make it darker")
 
 
 def test_upgrade_is_offered_below_4k_only_and_says_its_cost(panel):
@@ -260,13 +267,18 @@ def test_widgets_change_on_one_thread_only(panel, monkeypatch):
 
     monkeypatch.setattr(ipywidgets.Widget, "_notify_trait", record)
     panel.prompt.value = "a kite"  # the front end's own edits arrive on the kernel's thread
+    panel.refine_prompt.value = "a darker sky"
     start = len(changes)
     panel.go.click()
     wait_for(lambda: len(panel.gallery.children) == 1)
     _select_first(panel)
     panel.again.click()
     wait_for(lambda: len(panel.gallery.children) == 2)
+    panel.refine.click()  # the strip of turns is drawn, and redrawn, on the UI thread too
+    wait_for(lambda: len(panel.turns.box.children) == 2)
+    panel.turns.box.children[0].children[2].click()
     ui.flush()
+    assert "new branch" in panel.refine.description
     threads = {thread for _, _, thread in changes[start:]}
     assert threads == {"nbp-ui_0"}, {c for c in changes[start:] if c[2] != "nbp-ui_0"}
 
