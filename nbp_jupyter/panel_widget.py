@@ -78,7 +78,10 @@ class Panel:
         self.count = w.BoundedIntText(value=1, min=1, max=8, description="count")
         self.upload = w.FileUpload(accept="image/png,image/jpeg,image/webp", multiple=True,
                                    description="Reference images", icon="upload",
-                                   layout=w.Layout(width="auto"))
+                                   layout=w.Layout(width="auto"),
+                                   # docs/facts.md "Notebook plumbing": Jupyter's message cap
+                                   tooltip="PNG, JPEG or WebP, each under 10 MB (Jupyter's "
+                                           "message limit); larger ones: images=[path]")
         self.uploaded = w.HTML()
         self.clear_uploads = w.Button(description="Clear", layout=w.Layout(width="auto"),
                                       tooltip="send no reference images")

@@ -256,3 +256,7 @@ def test_refine_in_jupyterlab(tmp_path, make_sim):
         shoot(page, "panel-refine.png", docs=True)
         page.locator(".nbp-turn-1 button.nbp-turn-pick").click()
         page.wait_for_selector("button.nbp-refine:has-text('Refine turn 1 (new branch)')")
+        assert "(1)" in page.locator(".nbp-upload").inner_text()
+        page.locator("button.nbp-clear-references").click()  # the control forgets it too
+        page.wait_for_function("!document.querySelector('.nbp-upload').innerText.includes('(1)')")
+        assert page.locator(".nbp-references").inner_text().strip() == ""
