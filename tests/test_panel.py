@@ -463,3 +463,18 @@ def test_the_strip_reads_the_ledger_on_the_ui_thread(panel, monkeypatch):
     ui.flush()
     assert {name for name, _ in calls} == {"conversation", "preview_jpeg"}
     assert {thread for _, thread in calls} == {"nbp-ui_0"}, calls
+
+
+def test_a_refine_that_fails_says_so_and_keeps_the_selection(panel):
+    """A refine the service refuses leaves the selected image and its strip as they were, and
+    says in the panel's error line that it failed and why."""
+    first = _generate_and_select(panel)
+    panel.sim.set_script("safety")
+    panel.refine_prompt.value = "something the service refuses"
+    [job] = on_ui(panel.refine_click)
+    assert not job.result(30).success
+    wait_for(lambda: "failed" in panel.message.value)
+    ui.flush()
+    assert f"Refine {job.id} failed" in panel.message.value and "\n" not in panel.message.value
+    assert panel.selected.job_id == first.id and _strip(panel) == [(1, "a harbour at dusk")]
+    assert not panel.refine.disabled and panel.refine.description == "Refine turn 1"
