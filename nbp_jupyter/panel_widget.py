@@ -12,7 +12,7 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import api, display, grounding, sizes, ui
+from . import api, display, grounding, references, sizes, ui
 from .config import Settings
 from .errors import ConfigError, NbpError
 from .estimate import budget_warning, estimate
@@ -463,12 +463,22 @@ class Panel:
     # ----- reference images, uploaded --------------------------------------------------------
     def take_uploads(self) -> None:
         """Save what the upload control holds under NBP_HOME: the form's reference images
-        for Generate and Refine until cleared."""
+        for Generate and Refine until cleared. A file that is no usable image is said at
+        once, and left out."""
+        self.message.value = ""
         try:
-            self.references = save_uploads(self._store().home, self.upload.value)
+            saved = save_uploads(self._store().home, self.upload.value)
         except (OSError, KeyError, TypeError) as exc:
-            self.references = []
+            saved = []
             self.message.value = _error(f"the upload could not be saved: {exc}")
+        self.references = []
+        for path in saved:
+            try:
+                references.read(path)
+            except ConfigError as exc:
+                self.message.value = _error(exc.one_line())
+            else:
+                self.references.append(path)
         names = ", ".join(html.escape(p.name.split("-", 1)[-1]) for p in self.references)
         self.uploaded.value = (f"{len(self.references)} reference image"
                                f"{'s' if len(self.references) != 1 else ''}: {names}"

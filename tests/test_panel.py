@@ -410,8 +410,8 @@ def test_uploaded_references_are_saved_under_home_and_sent(panel, home):
 
 
 def test_refine_mistakes_are_one_line_messages(panel, home):
-    """An empty instruction, a turn whose image file is gone, an upload that is no image and
-    a provider that cannot carry a conversation each give one line in the panel; nothing is
+    """An empty instruction, a provider that cannot carry a conversation, a turn whose image
+    file is gone and an upload that is no image each give one line in the panel; nothing is
     started and nothing is lost."""
     first = _generate_and_select(panel)
     started = len(session().jobs)
@@ -433,11 +433,11 @@ def test_refine_mistakes_are_one_line_messages(panel, home):
     assert "is missing or unreadable" in panel.message.value and "\n" not in panel.message.value
     moved.rename(image)
 
-    panel.upload.value = (_uploaded("notes.png", b"hello"),)
-    wait_for(lambda: panel.references)
+    panel.upload.value = (_uploaded("notes.png", b"hello"),)  # said at once, and left out
+    wait_for(lambda: "notes.png" in panel.message.value)
     ui.flush()
-    assert on_ui(panel.refine_click) == []
-    assert "not an image Pillow can read" in panel.message.value
+    assert "not an image Pillow can read" in panel.message.value and panel.references == []
+    assert panel.uploaded.value == "" and panel._options().images == ()
     assert "Traceback" not in panel.message.value and len(session().jobs) == started
 
 
