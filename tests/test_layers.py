@@ -8,7 +8,7 @@ from pathlib import Path
 import nbp_jupyter
 
 PACKAGE = Path(nbp_jupyter.__file__).parent
-FACE = ["magics.py", "panel_widget.py", "live.py", "display.py", "records.py", "estimate.py",
+FACE = ["magics.py", "panel_widget.py", "panel_turns.py", "live.py", "display.py", "records.py", "estimate.py",
         "ui.py", "stale.py", "batch_magics.py", "batch_view.py"]
 # Decisions, the wire and the network stay behind the api and jobs layers.
 BEHIND = {"policy", "engine", "providers", "answer_stream", "checks", "batch_runner", "sim"}
@@ -34,7 +34,8 @@ def test_the_face_does_not_import_decisions_or_the_wire():
 
 def test_providers_and_policy_stay_pure():
     """Pure parts that reached for sockets, files or the ledger could not be tested on bytes."""
-    impure = {"engine", "store", "jobs", "api", "magics", "panel_widget", "live", "ui"}
+    impure = {"engine", "store", "jobs", "api", "magics", "panel_widget", "panel_turns", "live",
+              "ui"}
     for path in [PACKAGE / "policy.py", *sorted((PACKAGE / "providers").glob("*.py"))]:
         assert not (_imports(path) & impure), path.name
         assert not {"socket", "sqlite3", "asyncio"} & {  # httpx.Request is a value here
