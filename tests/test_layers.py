@@ -8,8 +8,8 @@ from pathlib import Path
 import nbp_jupyter
 
 PACKAGE = Path(nbp_jupyter.__file__).parent
-FACE = ["magics.py", "panel_widget.py", "panel_turns.py", "live.py", "display.py", "records.py", "estimate.py",
-        "ui.py", "stale.py", "batch_magics.py", "batch_view.py"]
+FACE = ["magics.py", "panel_widget.py", "panel_turns.py", "live.py", "display.py", "records.py",
+        "estimate.py", "ui.py", "stale.py", "batch_magics.py", "batch_view.py"]
 # Decisions, the wire and the network stay behind the api and jobs layers.
 BEHIND = {"policy", "engine", "providers", "answer_stream", "checks", "batch_runner", "sim"}
 

@@ -126,8 +126,8 @@ def test_refine_headless(tmp_path, monkeypatch):
     assert "turn 2 · refines " in stormy and len(images_of(outputs(nb, "%%nbp --refine _"))) == 1
     boat = text_of(outputs(nb, "import nbp_jupyter as nbp"))
     assert "turn 3 · refines " in boat
-    chain = [line.split(" ", 2) for line in
-             "".join(o.get("text", "") for o in outputs(nb, "for turn in nbp.conversation_of(boat)")).splitlines()]
+    listed = text_of(outputs(nb, "for turn in nbp.conversation_of(boat)"))
+    chain = [line.split(" ", 2) for line in listed.splitlines()]
     assert [c[0] for c in chain] == ["1", "2", "3"] and chain[2][2].startswith("Add a red")
     branch = text_of(outputs(nb, "noon = nbp.refine(harbour"))
     assert "turn 2 · refines " in branch and "[(1, 'A small harbour" in branch

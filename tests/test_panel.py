@@ -355,7 +355,8 @@ def test_refine_twice_then_branch_from_the_first_turn(panel):
     """Refine continues the selected image (three turns in the strip), and picking turn 1
     refines that one: a new branch of two turns, not a fourth turn."""
     first = _generate_and_select(panel)
-    assert _strip(panel) == [(1, "a harbour at dusk")] and "Refine turn 1" == panel.refine.description
+    assert _strip(panel) == [(1, "a harbour at dusk")]
+    assert panel.refine.description == "Refine turn 1"
     second = _refine(panel, "make the sky darker")
     third = _refine(panel, "add a red boat")
     assert (second.request.parent, second.request.turn) == (first.id, 2)
@@ -376,7 +377,8 @@ def test_refine_twice_then_branch_from_the_first_turn(panel):
     assert (branch.request.parent, branch.request.turn) == (first.id, 2)
     assert len(branch.request.history) == 2
     assert _strip(panel) == [(1, "a harbour at dusk"), (2, "same harbour at noon")]
-    assert len(panel.gallery.children) == 4 and "turn 2 · " in panel.gallery.children[0].children[1].value
+    assert len(panel.gallery.children) == 4
+    assert "turn 2 · " in panel.gallery.children[0].children[1].value
 
 
 def test_uploaded_references_are_saved_under_home_and_sent(panel, home):
