@@ -40,6 +40,9 @@ class TurnStrip:
     def show(self, exchanges: list[Exchange]) -> None:
         """Draw this conversation; its last turn (the selected image) is picked."""
         self.exchanges = list(exchanges)
+        for card, _ in self._cards.values():  # a widget lives in the kernel until closed
+            for widget in (*card.children, card):
+                _close(widget)
         self._cards = {e.job_id: self._card(e) for e in self.exchanges}
         self.box.children = tuple(card for card, _ in self._cards.values())
         self.pick(self.exchanges[-1].job_id if self.exchanges else None)
@@ -90,6 +93,13 @@ class TurnStrip:
             except OSError:  # a damaged turn: the strip says so, a refine of it says why
                 return None
         return self._thumbs[path]
+
+
+def _close(widget) -> None:
+    """Close a widget with the layout and style widgets it made for itself."""
+    for part in (getattr(widget, "layout", None), getattr(widget, "style", None), widget):
+        if part is not None:
+            part.close()
 
 
 def save_uploads(home: Path, files: Iterable[dict]) -> list[Path]:

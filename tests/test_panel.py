@@ -480,3 +480,18 @@ def test_a_refine_that_fails_says_so_and_keeps_the_selection(panel):
     assert f"Refine {job.id} failed" in panel.message.value and "\n" not in panel.message.value
     assert panel.selected.job_id == first.id and _strip(panel) == [(1, "a harbour at dusk")]
     assert not panel.refine.disabled and panel.refine.description == "Refine turn 1"
+
+
+def test_redrawing_the_strip_closes_its_old_widgets(panel):
+    """Selecting images again and again does not pile up widgets in the kernel (each card's
+    image, label and button would otherwise live as long as the kernel)."""
+    from ipywidgets.widgets.widget import _instances
+
+    first = _generate_and_select(panel)
+    second = _refine(panel, "darker")  # selected: a strip of two cards
+    before = len(_instances)
+    for _ in range(5):
+        on_ui(panel.select, panel.tiles[first.id].result)
+        on_ui(panel.select, panel.tiles[second.id].result)
+    assert len(panel.turns.box.children) == 2
+    assert len(_instances) == before  # the same two cards, drawn anew
