@@ -240,11 +240,14 @@ def test_refine_in_jupyterlab(tmp_path, make_sim):
             refine.fill(text)
             page.locator("button.nbp-refine").click()
             page.wait_for_selector(f".nbp-turn-{number}.nbp-turn-picked", timeout=60_000)
-        assert page.locator(".nbp-turn").count() == 3
+        # a box's children are drawn after the box itself: wait for them, then read them
+        for selector in (".nbp-turn img", ".nbp-gallery-item img"):
+            page.wait_for_function(f"document.querySelectorAll('{selector}').length >= 3")
+        page.wait_for_selector(".nbp-turn-3:has-text('red flag')")
+        page.wait_for_selector(".nbp-selection:has-text('turn 3 · refines')")
+        assert page.locator(".nbp-turn").count() == 3 and page.locator(".nbp-turn img").count() == 3
         labels = page.locator(".nbp-turn").all_inner_texts()
         assert "turn 1" in labels[0] and "stormy" in labels[1] and "red flag" in labels[2]
-        assert page.locator(".nbp-turn img").count() == 3
-        assert "turn 3 · refines" in page.locator(".nbp-selection").inner_text()
         assert page.locator(".nbp-gallery-item img").count() == 3
         page.wait_for_selector("button.nbp-refine:text-is('Refine turn 3')")
         assert overflowing(page, ".nbp-panel") == []
