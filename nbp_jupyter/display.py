@@ -201,7 +201,8 @@ def result_mimebundle(result: GenerationResult) -> tuple[dict, dict]:
     if result.grounding:  # Google's terms: a grounded image is never shown without its search
         size = metadata["image/jpeg"]
         img = (f'<img src="data:image/jpeg;base64,{data["image/jpeg"]}" '
-               f'width="{size["width"]}" height="{size["height"]}" alt="{html.escape(_alt(result))}">')
+               f'width="{size["width"]}" height="{size["height"]}" '
+               f'alt="{html.escape(_alt(result))}">')
         return {**data, "text/html": img + caption["text/html"],
                 "text/plain": caption["text/plain"]}, metadata
     return {**data, "text/plain": result.caption()}, metadata

@@ -162,3 +162,12 @@ def test_the_google_genai_sdk_reads_the_simulators_grounding(simulator):
     assert mine.entry_point == meta.search_entry_point.rendered_content
     plain = client.models.generate_content(model="gemini-3-pro-image-preview", contents=PROMPT)
     assert plain.candidates[0].grounding_metadata is None  # only when the tool was asked
+
+
+def test_a_grounded_results_repr_carries_its_search_suggestion(home, simulator):
+    """`result` as a cell's last line would show a grounded image without its search."""
+    grounded, _ = _run(simulator, search=True)._repr_mimebundle_()
+    assert "image/jpeg" in grounded and grounded["text/html"].count("<iframe") == 1
+    assert grounded["text/html"].startswith('<img src="data:image/jpeg;base64,')
+    plain, _ = _run(simulator)._repr_mimebundle_()
+    assert "text/html" not in plain  # an ungrounded image stays a plain image output

@@ -68,3 +68,18 @@ def test_edits_reach_gemini_through_a_real_litellm_proxy(home, litellm_gateway, 
     upstream = sim.app.log[before:]
     assert [e["provider"] for e in upstream] == ["gemini"]  # LiteLLM called generateContent
     assert upstream[0]["references"] == 2 and upstream[0]["prompt"] == "a mug with this logo"
+
+
+def test_chat_wire_references_reach_gemini_through_a_real_litellm_proxy(home, litellm_gateway,
+                                                                        tmp_path):
+    """On the chat wire the references travel as image_url parts; LiteLLM must pass them on."""
+    sim = litellm_gateway.sim
+    before = len(sim.app.log)
+    result = nbp.generate("a poster with these two", provider="chat",
+                          base_url=litellm_gateway.url, api_key=litellm_gateway.key,
+                          model=litellm_gateway.model, images=_refs(tmp_path, 2),
+                          time_scale=SCALE, fallback=False)
+    assert result.success, result.error
+    upstream = sim.app.log[before:]
+    assert [e["provider"] for e in upstream] == ["gemini"]
+    assert upstream[0]["references"] == 2

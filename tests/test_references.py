@@ -108,3 +108,9 @@ def test_references_reach_the_gemini_wire_as_inline_data(home, tmp_path):
     parts = body["contents"][0]["parts"]
     assert parts[1]["inlineData"]["mimeType"] == "image/png"
     assert base64.b64decode(parts[1]["inlineData"]["data"]) == path.read_bytes()
+
+
+def test_a_path_with_a_nul_byte_is_a_one_line_error(tmp_path):
+    """A pasted path with a NUL in it would raise ValueError from deep in pathlib."""
+    with pytest.raises(ConfigError, match="cannot be read"):
+        references.read(str(tmp_path / "a\x00b.png"))

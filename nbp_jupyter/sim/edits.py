@@ -28,7 +28,7 @@ def parse(content_type: str, body: bytes) -> wire.SimRequest:
                 else part.get_payload(decode=True).decode("utf-8", "replace")
     if not images:
         raise wire._invalid("Missing required parameter: 'image'.", "image")
-    if images > 16:  # OpenAI's own cap on image[] (docs/facts.md)
+    if images > 16:  # OpenAI's own cap (docs/facts.md "References, edits and search grounding")
         raise wire._invalid("Too many images: at most 16 are supported.", "image")
     body_fields = {k: fields[k] for k in ("prompt", "model", "size", "response_format", "n")
                    if k in fields}
