@@ -4,9 +4,9 @@ checked before anything is sent (docs/facts.md "Conversations").
 Runs on the caller's thread (the kernel's main thread for magics and the API), like the
 reading of reference images: files and SQLite, never the engine's loop.
 
-    turns(job_or_id)   the conversation that ends with a job, first turn first (for
-                       displays: job id, turn number, prompt, image path, the model's text)
-    load(store, id)    the same, with every image read, ready to be sent again
+    api.conversation_of(job)  the conversation that ends with a job, first turn first (for
+                              displays: job id, turn number, prompt, image path, the text)
+    load(store, id)           the same, with every image read, ready to be sent again
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def load(store: Store, job_id: str, *, still_running: bool = False) -> Conversat
                           hint="refine a job that made an image, or submit the prompt again")
     chain = store.conversation(job_id)
     if not chain or chain[-1].job_id != job_id:
-        raise ConfigError(f"job {job_id} has no recorded conversation turn (a batch job, or "
-                          "made by an older nbp_jupyter)",
+        raise ConfigError(f"job {job_id} has no recorded conversation turn (a batch job, an "
+                          "image recovered after a crash, or one made by an older nbp_jupyter)",
                           hint="give its image as a reference instead: images=[its path]")
     first = chain[0]
     if first.parent is not None:
