@@ -12,7 +12,7 @@ from typing import Any
 from . import config, references, sizes
 
 DEFAULT_SIZE, DEFAULT_ASPECT = "1K", "1:1"
-from .conversation import Conversation, check_size
+from .conversation import Conversation, check_service, check_size
 from .conversation import load as load_conversation
 from .errors import ConfigError
 from .events import Event, Finished
@@ -87,6 +87,7 @@ def _continuing(request: Request, conversation: Conversation, settings: config.S
                 f"a refine continues a Gemini conversation; provider {endpoint.provider!r} "
                 f"(the {endpoint.wire} wire) cannot carry it",
                 hint="use provider 'gemini' or 'sim', and no openai: or chat: step in fallback")
+        check_service(conversation, endpoint.provider)
     request = replace(request, history=conversation.history, parent=conversation.parent,
                       turn=conversation.turn)
     check_size(request)

@@ -34,6 +34,7 @@ class Conversation:
     history: tuple[Turn, ...]
     size: str  # the refined job's size and aspect: the refine's defaults
     aspect: str
+    simulated: bool = False  # its turns were answered by the simulator (its signatures)
 
 
 def load(store: Store, job_id: str, *, still_running: bool = False) -> Conversation:
@@ -66,7 +67,19 @@ def load(store: Store, job_id: str, *, still_running: bool = False) -> Conversat
                                           if p.is_image else p for p in user.parts)))
         history.append(Turn("model", tuple(_model_part(p, exchange) for p in model.parts)))
     return Conversation(parent=job_id, turn=chain[-1].number + 1, history=tuple(history),
-                        size=row["requested"], aspect=row["aspect"])
+                        size=row["requested"], aspect=row["aspect"],
+                        simulated=any(e.provider == "sim" for e in chain))
+
+
+def check_service(conversation: Conversation, provider: str) -> None:
+    """Signatures are the issuer's own: the simulator's mean nothing to Gemini and Gemini's
+    nothing to the simulator, which would each answer "Corrupted thought signature"."""
+    if conversation.simulated != (provider == "sim"):
+        made, now = ("the simulator", provider) if conversation.simulated else ("Gemini", "sim")
+        raise ConfigError(f"job {conversation.parent}'s conversation was made by {made}; its "
+                          f"thought signatures are not valid for provider {now!r}",
+                          hint=f"refine it with the provider that made it, or start a new "
+                               f"conversation with its image as a reference")
 
 
 def _model_part(part: Part, exchange: Exchange) -> Part:

@@ -160,6 +160,18 @@ def test_a_fallback_to_another_wire_is_refused_up_front(home, simulator, monkeyp
     assert len(simulator.log) == sent
 
 
+def test_the_simulators_turns_are_not_sent_to_gemini(home, simulator):
+    """A conversation begun keyless would reach the real service with signatures it never
+    issued, and fail there with "Corrupted thought signature"."""
+    first = nbp.submit("a red fox", provider="sim", time_scale=0.001, sim_profile="ideal")
+    assert first.result().success
+    with pytest.raises(ConfigError, match="made by the simulator; its thought signatures"):
+        first.refine("darker", **_opts(simulator))
+    assert simulator.log == []
+    assert first.refine("darker", provider="sim", time_scale=0.001,
+                        sim_profile="ideal").result().success
+
+
 def test_a_refine_falls_back_with_its_turns(home, make_sim):
     """A fallback step would drop the conversation and draw a fresh image at the smaller size."""
     server = make_sim(profile="ideal", script="ok, 503")
