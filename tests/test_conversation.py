@@ -18,8 +18,14 @@ from nbp_jupyter.turns import Part, Turn
 from nbp_jupyter.types import Request
 
 
+# The client's clock runs slower than the simulators' (0.001): its connect and attempt
+# timeouts (10 s and 150 s at 1K, scaled) must hold on a loaded machine, as retries=0
+# leaves no second chance and the tests read the simulator's log call by call.
+SCALE = 0.02
+
+
 def _opts(server, **extra):
-    return dict(provider="gemini", base_url=server.url, api_key="k", time_scale=0.001,
+    return dict(provider="gemini", base_url=server.url, api_key="k", time_scale=SCALE,
                 retries=0, **extra)
 
 
@@ -163,12 +169,12 @@ def test_a_fallback_to_another_wire_is_refused_up_front(home, simulator, monkeyp
 def test_the_simulators_turns_are_not_sent_to_gemini(home, simulator):
     """A conversation begun keyless would reach the real service with signatures it never
     issued, and fail there with "Corrupted thought signature"."""
-    first = nbp.submit("a red fox", provider="sim", time_scale=0.001, sim_profile="ideal")
+    first = nbp.submit("a red fox", provider="sim", time_scale=SCALE, sim_profile="ideal")
     assert first.result().success
     with pytest.raises(ConfigError, match="made by the simulator; its thought signatures"):
         first.refine("darker", **_opts(simulator))
     assert simulator.log == []
-    assert first.refine("darker", provider="sim", time_scale=0.001,
+    assert first.refine("darker", provider="sim", time_scale=SCALE,
                         sim_profile="ideal").result().success
 
 
