@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import references
 from .errors import ConfigError
 from .facts import MAX_INLINE_REQUEST_BYTES
 from .store import Store
@@ -63,8 +64,8 @@ def load(store: Store, job_id: str, *, still_running: bool = False) -> Conversat
     history: list[Turn] = []
     for exchange in chain:
         user, model = exchange.turns()
-        history.append(Turn("user", tuple(_read(p, exchange, "reference image")
-                                          if p.is_image else p for p in user.parts)))
+        history.append(Turn("user", tuple(_reference(p, exchange) if p.is_image else p
+                                          for p in user.parts)))
         history.append(Turn("model", tuple(_model_part(p, exchange) for p in model.parts)))
     return Conversation(parent=job_id, turn=chain[-1].number + 1, history=tuple(history),
                         size=row["requested"], aspect=row["aspect"],
@@ -94,14 +95,28 @@ def _model_part(part: Part, exchange: Exchange) -> Part:
     return _read(part, exchange, "image")
 
 
+def _reference(part: Part, exchange: Exchange) -> Part:
+    """A turn's reference read again as references.py reads a new one (type from the bytes,
+    downscaled when the service would refuse it), so a turn is sent as it was then."""
+    try:
+        found = references.read(part.path or "")
+    except ConfigError:
+        raise _damaged(part, exchange, "reference image") from None
+    return Part(path=part.path, mime=found.mime, data=found.data)
+
+
 def _read(part: Part, exchange: Exchange, what: str) -> Part:
     try:
         data = Path(part.path or "").read_bytes()
     except OSError:
-        raise ConfigError(f"turn {exchange.number} (job {exchange.job_id}): its {what} "
-                          f"{part.path} is missing or unreadable",
-                          hint="put the file back, or refine an earlier turn") from None
+        raise _damaged(part, exchange, what) from None
     return Part(path=part.path, mime=part.mime, signature=part.signature, data=data)
+
+
+def _damaged(part: Part, exchange: Exchange, what: str) -> ConfigError:
+    return ConfigError(f"turn {exchange.number} (job {exchange.job_id}): its {what} "
+                       f"{part.path} is missing or unreadable",
+                       hint="put the file back, or refine an earlier turn")
 
 
 def request_bytes(request: Request) -> int:
