@@ -12,7 +12,7 @@ from typing import Any
 from . import config, references, sizes
 
 DEFAULT_SIZE, DEFAULT_ASPECT = "1K", "1:1"
-from .conversation import Conversation, check_size
+from .conversation import Conversation, check_service, check_size
 from .conversation import load as load_conversation
 from .errors import ConfigError
 from .events import Event, Finished
@@ -79,16 +79,15 @@ def prepare_options(prompt: str, options: Options, *, policy: RetryPolicy | None
 
 def _continuing(request: Request, conversation: Conversation, settings: config.Settings,
                 policy: RetryPolicy) -> Request:
-    """A refine's request: the earlier turns go with it, on the Gemini wire only."""
+    """A refine's request: the earlier turns go with it. A rung on a wire without
+    conversations sends an edit of the last image instead (providers.sendable)."""
     for rung in policy.ladder:
         endpoint = settings.for_provider(rung.provider)
-        if endpoint.wire != "gemini":
-            raise ConfigError(
-                f"a refine continues a Gemini conversation; provider {endpoint.provider!r} "
-                f"(the {endpoint.wire} wire) cannot carry it",
-                hint="use provider 'gemini' or 'sim', and no openai: or chat: step in fallback")
+        if endpoint.wire == "gemini":
+            check_service(conversation, endpoint.provider)
+    restart = () if conversation.restart is None else (conversation.restart,)
     request = replace(request, history=conversation.history, parent=conversation.parent,
-                      turn=conversation.turn)
+                      turn=conversation.turn, images=(*restart, *request.images))
     check_size(request)
     return request
 

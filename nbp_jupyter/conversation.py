@@ -4,9 +4,9 @@ checked before anything is sent (docs/facts.md "Conversations").
 Runs on the caller's thread (the kernel's main thread for magics and the API), like the
 reading of reference images: files and SQLite, never the engine's loop.
 
-    turns(job_or_id)   the conversation that ends with a job, first turn first (for
-                       displays: job id, turn number, prompt, image path, the model's text)
-    load(store, id)    the same, with every image read, ready to be sent again
+    api.conversation_of(job)  the conversation that ends with a job, first turn first (for
+                              displays: job id, turn number, prompt, image path, the text)
+    load(store, id)           the same, with every image read, ready to be sent again
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import config, references
 from .errors import ConfigError
 from .facts import MAX_INLINE_REQUEST_BYTES
 from .store import Store
 from .turns import Exchange, Part, Turn
-from .types import Request
+from .types import ReferenceImage, Request
 
 # What a turn costs on the wire besides its images: the JSON around each part. Small next
 # to the images; counted so that the check errs on the side of the service's limit.
@@ -34,6 +35,11 @@ class Conversation:
     history: tuple[Turn, ...]
     size: str  # the refined job's size and aspect: the refine's defaults
     aspect: str
+    simulated: bool = False  # its turns were answered by the simulator (its signatures)
+    # The image of a turn made on a wire without signatures (an OpenAI-style gateway): the
+    # turns before it cannot be sent on, so the conversation starts again from this image,
+    # sent as a reference with the new prompt.
+    restart: ReferenceImage | None = None
 
 
 def load(store: Store, job_id: str, *, still_running: bool = False) -> Conversation:
@@ -51,8 +57,8 @@ def load(store: Store, job_id: str, *, still_running: bool = False) -> Conversat
                           hint="refine a job that made an image, or submit the prompt again")
     chain = store.conversation(job_id)
     if not chain or chain[-1].job_id != job_id:
-        raise ConfigError(f"job {job_id} has no recorded conversation turn (a batch job, or "
-                          "made by an older nbp_jupyter)",
+        raise ConfigError(f"job {job_id} has no recorded conversation turn (a batch job, an "
+                          "image recovered after a crash, or one made by an older nbp_jupyter)",
                           hint="give its image as a reference instead: images=[its path]")
     first = chain[0]
     if first.parent is not None:
@@ -60,13 +66,42 @@ def load(store: Store, job_id: str, *, still_running: bool = False) -> Conversat
                           f"refines job {first.parent}, which has no turn in this ledger",
                           hint="refine a job of an unbroken conversation, or start again")
     history: list[Turn] = []
+    kept: list[Exchange] = []
+    restart: Part | None = None  # the image the next turn starts again from
     for exchange in chain:
         user, model = exchange.turns()
-        history.append(Turn("user", tuple(_read(p, exchange, "reference image")
-                                          if p.is_image else p for p in user.parts)))
+        if not _signs(exchange):  # an edit through a gateway: what came before stays behind
+            history, kept = [], []
+            restart = _read(next(p for p in model.parts if p.is_image), exchange, "image")
+            continue
+        prompt, *refs = user.parts
+        refs = [_reference(p, exchange) for p in refs]
+        restart = None  # the turn after it sent that image as its first reference (kept)
+        history.append(Turn("user", (prompt, *refs)))
         history.append(Turn("model", tuple(_model_part(p, exchange) for p in model.parts)))
+        kept.append(exchange)
     return Conversation(parent=job_id, turn=chain[-1].number + 1, history=tuple(history),
-                        size=row["requested"], aspect=row["aspect"])
+                        size=row["requested"], aspect=row["aspect"],
+                        simulated=any(e.provider == "sim" for e in kept),
+                        restart=None if restart is None else ReferenceImage(
+                            data=restart.data, mime=restart.mime,
+                            name=Path(restart.path or "").name, path=restart.path or ""))
+
+
+def _signs(exchange: Exchange) -> bool:
+    """Whether the turn was answered on the Gemini wire, which signs its answers."""
+    return config.WIRES.get(exchange.provider, exchange.provider) == "gemini"
+
+
+def check_service(conversation: Conversation, provider: str) -> None:
+    """Signatures are the issuer's own: the simulator's mean nothing to Gemini and Gemini's
+    nothing to the simulator, which would each answer "Corrupted thought signature"."""
+    if conversation.history and conversation.simulated != (provider == "sim"):
+        made, now = ("the simulator", provider) if conversation.simulated else ("Gemini", "sim")
+        raise ConfigError(f"job {conversation.parent}'s conversation was made by {made}; its "
+                          f"thought signatures are not valid for provider {now!r}",
+                          hint=f"refine it with the provider that made it, or start a new "
+                               f"conversation with its image as a reference")
 
 
 def _model_part(part: Part, exchange: Exchange) -> Part:
@@ -75,20 +110,34 @@ def _model_part(part: Part, exchange: Exchange) -> Part:
     if not part.signature:
         raise ConfigError(
             f"turn {exchange.number} (job {exchange.job_id}) has an image without its thought "
-            f"signature (answered by provider {exchange.provider or 'unknown'})",
-            hint="only answers on the Gemini wire carry signatures; refine a turn made there, "
-                 "or give the image as a reference instead")
+            f"signature, which provider {exchange.provider or 'unknown'} gave with it",
+            hint="its turn in the ledger is damaged; refine another turn, or give the image "
+                 "as a reference instead")
     return _read(part, exchange, "image")
+
+
+def _reference(part: Part, exchange: Exchange) -> Part:
+    """A turn's reference read again as references.py reads a new one (type from the bytes,
+    downscaled when the service would refuse it), so a turn is sent as it was then."""
+    try:
+        found = references.read(part.path or "")
+    except ConfigError:
+        raise _damaged(part, exchange, "reference image") from None
+    return Part(path=part.path, mime=found.mime, data=found.data)
 
 
 def _read(part: Part, exchange: Exchange, what: str) -> Part:
     try:
         data = Path(part.path or "").read_bytes()
     except OSError:
-        raise ConfigError(f"turn {exchange.number} (job {exchange.job_id}): its {what} "
-                          f"{part.path} is missing or unreadable",
-                          hint="put the file back, or refine an earlier turn") from None
+        raise _damaged(part, exchange, what) from None
     return Part(path=part.path, mime=part.mime, signature=part.signature, data=data)
+
+
+def _damaged(part: Part, exchange: Exchange, what: str) -> ConfigError:
+    return ConfigError(f"turn {exchange.number} (job {exchange.job_id}): its {what} "
+                       f"{part.path} is missing or unreadable",
+                       hint="put the file back, or refine an earlier turn")
 
 
 def request_bytes(request: Request) -> int:

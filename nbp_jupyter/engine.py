@@ -345,8 +345,10 @@ class Engine:
                        ) -> tuple[Delivered, Attempt]:
         """Send, stream, check and keep one attempt's image; its typed error otherwise."""
         scale = settings.time_scale
-        wire = providers.for_request(settings.wire, plan.request)
-        http_request = wire.build(plan.request, resolution, model, base_url,
+        # a refine on a wire without conversations goes as an edit of its last image
+        sent = providers.sendable(settings.wire, plan.request)
+        wire = providers.for_request(settings.wire, sent)
+        http_request = wire.build(sent, resolution, model, base_url,
                                   settings.api_key or "", timeout_s=timeout_s)
         http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults
         budget = _real_s(timeout_s, scale)

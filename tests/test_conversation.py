@@ -18,8 +18,14 @@ from nbp_jupyter.turns import Part, Turn
 from nbp_jupyter.types import Request
 
 
+# The client's clock runs slower than the simulators' (0.001): its connect and attempt
+# timeouts (10 s and 150 s at 1K, scaled) must hold on a loaded machine, as retries=0
+# leaves no second chance and the tests read the simulator's log call by call.
+SCALE = 0.02
+
+
 def _opts(server, **extra):
-    return dict(provider="gemini", base_url=server.url, api_key="k", time_scale=0.001,
+    return dict(provider="gemini", base_url=server.url, api_key="k", time_scale=SCALE,
                 retries=0, **extra)
 
 
@@ -143,21 +149,60 @@ def test_refining_a_failed_or_running_job_is_a_clear_error(home, make_sim):
         nbp.refine("nope", "darker", **_opts(server))
 
 
-@pytest.mark.parametrize("step", ["openai:1K", "chat:1K"])
-def test_a_fallback_to_another_wire_is_refused_up_front(home, simulator, monkeypatch, step):
-    """The OpenAI or chat step would silently make a fresh image that knows nothing of the
-    turns."""
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    monkeypatch.setenv("OPENROUTER_API_KEY", "sk-or-test")
-    monkeypatch.setenv("NBP_OPENAI_BASE_URL", simulator.url)
-    monkeypatch.setenv("NBP_CHAT_BASE_URL", simulator.url)
+def _gateway(server, wire: str) -> dict:
+    return dict(provider=wire, base_url=server.url, api_key="k", time_scale=SCALE, retries=0,
+                model="nano-banana-pro" if wire == "openai" else "google/gemini-3-pro-image-preview")
+
+
+@pytest.mark.parametrize("wire,route", [("openai", "/v1/images/edits"),
+                                        ("chat", "/v1/chat/completions")])
+def test_a_refine_through_a_gateway_edits_the_last_image(home, simulator, wire, route):
+    """A gateway cannot carry the turns: the refine would be refused, or draw a fresh image
+    that knows nothing of the picture it was asked to change."""
     first = nbp.submit("a red fox", **_opts(simulator))
+    assert first.result().success
+    second = first.refine("make the sky darker", **_gateway(simulator, wire))
+    assert second.result().success, second.result().error
+    edit = simulator.log[-1]
+    assert (edit["path"], edit["references"], edit["prompt"]) == (
+        route, 1, "make the sky darker")
+    assert [t.number for t in nbp.conversation_of(second)] == [1, 2]
+    # back on Gemini, the conversation starts again from the gateway's image
+    third = second.refine("now from above", **_opts(simulator))
+    assert third.result().success, third.result().error
+    assert (simulator.log[-1]["turn"], simulator.log[-1]["references"]) == (1, 1)
+    turns = nbp.conversation_of(third)
+    assert [(t.number, t.parent) for t in turns] == [(1, None), (2, first.id), (3, second.id)]
+    assert [p.path for p in turns[-1].references] == [turns[1].image_path]
+    fourth = third.refine("at dusk", **_opts(simulator))  # the restart is kept as it went
+    assert fourth.result().success, fourth.result().error
+    # its images: the gateway's picture the third turn started from, and the third's answer
+    assert (simulator.log[-1]["turn"], simulator.log[-1]["references"]) == (2, 2)
+
+
+def test_a_refine_falls_back_to_a_gateway_as_an_edit(home, make_sim, monkeypatch):
+    """The fallback step to a gateway would drop the picture and draw a new one."""
+    server = make_sim(profile="ideal", script="ok, 503")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("NBP_OPENAI_BASE_URL", server.url)
+    first = nbp.submit("a red fox", **_opts(server))
     first.result()
-    sent = len(simulator.log)
-    with pytest.raises(ConfigError, match=step.split(":")[0]) as info:
-        first.refine("darker", **_opts(simulator) | {"fallback": step})
-    assert "\n" not in info.value.one_line() and "cannot carry it" in info.value.one_line()
-    assert len(simulator.log) == sent
+    got = first.refine("darker", fallback="openai:1K", **_opts(server)).result()
+    assert got.success, got.error
+    assert [(e["path"].rsplit(":", 1)[-1], e["status"]) for e in server.log] == [
+        ("generateContent", 200), ("generateContent", 503), ("/v1/images/edits", 200)]
+
+
+def test_the_simulators_turns_are_not_sent_to_gemini(home, simulator):
+    """A conversation begun keyless would reach the real service with signatures it never
+    issued, and fail there with "Corrupted thought signature"."""
+    first = nbp.submit("a red fox", provider="sim", time_scale=SCALE, sim_profile="ideal")
+    assert first.result().success
+    with pytest.raises(ConfigError, match="made by the simulator; its thought signatures"):
+        first.refine("darker", **_opts(simulator))
+    assert simulator.log == []
+    assert first.refine("darker", provider="sim", time_scale=SCALE,
+                        sim_profile="ideal").result().success
 
 
 def test_a_refine_falls_back_with_its_turns(home, make_sim):

@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from dataclasses import replace
+from pathlib import PurePath
+
 import httpx
 
 from ..answer_stream import Blob
-from ..types import Request
+from ..types import ReferenceImage, Request
 from . import chat, gemini, openai, openai_edits
 from .base import ParsedImage
 
@@ -34,6 +37,19 @@ WIRES: dict[str, Wire] = {"gemini": gemini, "openai": openai, "chat": chat}
 
 def for_wire(name: str) -> Wire:
     return WIRES[name]
+
+
+def sendable(name: str, request: Request) -> Request:
+    """The request as this wire can carry it. The Gemini wire takes a refine's conversation
+    as it is; the others cannot hold earlier turns or their signatures, so a refine there is
+    an edit of the conversation's last image (first), with this turn's references after it."""
+    if name == "gemini" or not request.history:
+        return request
+    last = next(part for turn in reversed(request.history) for part in turn.parts
+                if turn.role == "model" and part.is_image)
+    image = ReferenceImage(data=last.data, mime=last.mime, name=PurePath(last.path or "").name,
+                           path=last.path or "")
+    return replace(request, history=(), images=(image, *request.images))
 
 
 def for_request(name: str, request: Request) -> Wire:
