@@ -100,6 +100,8 @@ def test_grounding_is_shown_in_a_saved_notebook(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("NBP_TIME_SCALE", "0.002")
+    # the keyless simulator draws a random seed; its 2 % safety blocks are not this test's subject
+    monkeypatch.setenv("NBP_SIM_PROFILE", "ideal")
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("%load_ext nbp_jupyter"),
         nbformat.v4.new_code_cell(f"%%nbp --search --wait\n{PROMPT}"),

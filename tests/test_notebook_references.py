@@ -8,7 +8,8 @@ from tests.test_notebooks import (assert_exports_keep_images, assert_no_errors, 
 
 def test_references_and_search_tutorial_headless(tmp_path, monkeypatch):
     """The tutorial's references, edit and grounded image would break or lose their outputs."""
-    nb = execute("06_references_and_search.ipynb", tmp_path, monkeypatch)
+    nb = execute("06_references_and_search.ipynb", tmp_path, monkeypatch,
+                 profile="ideal")
     assert_no_errors(nb)
     assert_exports_keep_images(nb)
     refs = outputs(nb, "%%nbp --image mug.png")
