@@ -176,7 +176,10 @@ def submit_options(prompt: str, options: Options, *, policy: RetryPolicy | None 
     return session().submit(request, settings, policy, listener)
 
 
-def refine(job_or_id: Job | str, prompt: str, *, policy: RetryPolicy | None = None,
+JobRef = Job | GenerationResult | str  # a job, its result, or its id
+
+
+def refine(job_or_id: JobRef, prompt: str, *, policy: RetryPolicy | None = None,
            listener: Callable[[Job, Event], None] | None = None, **options: Any) -> Job:
     """Continue a job's conversation: start a new Job whose request carries the turns so
     far (each earlier prompt, reference and image, with the model's thought signatures)
@@ -188,7 +191,7 @@ def refine(job_or_id: Job | str, prompt: str, *, policy: RetryPolicy | None = No
                           listener=listener)
 
 
-def refine_options(job_or_id: Job | str, prompt: str, options: Options, *,
+def refine_options(job_or_id: JobRef, prompt: str, options: Options, *,
                    policy: RetryPolicy | None = None,
                    listener: Callable[[Job, Event], None] | None = None) -> Job:
     """`refine` for callers that already hold merged Options (magics, panel)."""
@@ -196,7 +199,7 @@ def refine_options(job_or_id: Job | str, prompt: str, options: Options, *,
     return session().submit(request, settings, policy, listener)
 
 
-def prepare_refine(job_or_id: Job | str, prompt: str, options: Options, *,
+def prepare_refine(job_or_id: JobRef, prompt: str, options: Options, *,
                    policy: RetryPolicy | None = None,
                    ) -> tuple[Request, config.Settings, RetryPolicy]:
     """`prepare_options` for a refine: the job's conversation is read from the ledger and
@@ -209,7 +212,7 @@ def prepare_refine(job_or_id: Job | str, prompt: str, options: Options, *,
     return prepare_options(prompt, options, policy=policy, conversation=conversation)
 
 
-def conversation_of(job_or_id: Job | str, *, home: str | Path | None = None) -> list[Exchange]:
+def conversation_of(job_or_id: JobRef, *, home: str | Path | None = None) -> list[Exchange]:
     """The conversation that ends with a job, first turn first: for each turn its
     `job_id`, `number`, `prompt`, `image_path`, the model's `text`, its `references` and
     the job it refined (`parent`). Empty for a job that recorded no turn (it failed)."""
@@ -218,14 +221,20 @@ def conversation_of(job_or_id: Job | str, *, home: str | Path | None = None) -> 
     return store.conversation(job_id)
 
 
-def _job_ref(job_or_id: Job | str) -> tuple[str, Path | None]:
-    """The job id, and the home of a Job handle (an id alone is looked up in `home`)."""
+def _job_ref(job_or_id: JobRef) -> tuple[str, Path | None]:
+    """The job id, and the home of a Job handle (an id or a result is looked up in the
+    configured home)."""
     if isinstance(job_or_id, Job):
         return job_or_id.id, job_or_id.home
+    if isinstance(job_or_id, GenerationResult) and job_or_id.job_id:
+        return job_or_id.job_id, None
     if isinstance(job_or_id, str) and job_or_id.strip():
         return job_or_id.strip(), None
-    raise ConfigError(f"refine takes a Job or a job id, got {job_or_id!r}",
+    what = repr(job_or_id) if isinstance(job_or_id, str) else f"a {type(job_or_id).__name__}"
+    raise ConfigError(f"refine takes a Job, its result or a job id, got {what}",
                       hint="e.g. refine(job, 'make the sky darker') or refine('001a2b', ...)")
+
+
 def edit(image: str | Path, prompt: str, *, references: Iterable[str | Path] = (),
          **options: Any) -> Job:
     """Start an edit of `image` as `prompt` says, with `references` beside it (a logo, a

@@ -66,6 +66,18 @@ def test_a_refine_takes_the_options_of_submit(home, simulator):
     assert simulator.log[-1]["aspect"] == "9:16" and simulator.log[-1]["turn"] == 2
 
 
+def test_a_result_can_be_refined_and_a_wrong_handle_is_one_short_line(home, simulator):
+    """`nbp.generate(...)` gives a result, not a Job: refining it would dump its whole repr."""
+    result = nbp.generate("a lighthouse", **_opts(simulator))
+    second = nbp.refine(result, "at night", **_opts(simulator))
+    assert second.result().success and second.result().refines == result.job_id
+    assert [t.job_id for t in nbp.conversation_of(second.result())] == [result.job_id,
+                                                                        second.id]
+    with pytest.raises(ConfigError) as caught:
+        nbp.refine(3.5, "at night", **_opts(simulator))
+    assert str(caught.value).splitlines()[0].endswith("got a float")
+
+
 def test_a_new_simulator_accepts_the_turns_an_earlier_one_signed(home, make_sim):
     """After a restart the keyless simulator is a new one: every refine would get a 400."""
     before = make_sim(profile="ideal", seed=1)
