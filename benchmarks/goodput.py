@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nbp_jupyter as nbp  # noqa: E402
 from nbp_jupyter import facts, jobs, sim  # noqa: E402
-from nbp_jupyter.policy import HEDGE_AFTER, RetryPolicy, Rung, build_ladder  # noqa: E402
+from nbp_jupyter.policy import SAME_SIZE_HEDGE_AFTER, RetryPolicy, Rung, build_ladder  # noqa: E402
 from nbp_jupyter.stats import percentile  # noqa: E402
 
 ALL = ("1K", "2K", "4K")
@@ -41,8 +41,9 @@ def policies(deadline: float) -> dict[str, RetryPolicy]:
         "ours": RetryPolicy(ladder=ladder),
         # ours with a whole-job deadline of a few minutes
         f"ours+deadline {deadline:.0f}s": RetryPolicy(ladder=ladder, deadline=deadline),
-        # ours with hedging at the published P99 (opt-in)
-        "ours+hedge": RetryPolicy(ladder=ladder, hedge_after=dict(HEDGE_AFTER)),
+        # ours with hedge=True (opt-in): the same size at P95 x pace while it is healthy
+        "ours+hedge": RetryPolicy(ladder=ladder, hedge_after=dict(SAME_SIZE_HEDGE_AFTER),
+                                  hedge_same_size=True),
         # ours with a second endpoint (a gateway, its own failures) as the step after 4K
         "ours+gateway 4K": RetryPolicy(ladder=build_ladder("4K", "openai:4K, 2K, 1K")),
         # docs/facts.md "The seed articles' client policy": 4K 3 tries at 660 s, 60 s

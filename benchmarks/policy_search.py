@@ -7,7 +7,8 @@ run in a second and a grid of settings in a minute on one core. It keeps the eng
 semantics that matter to the policy: a job holds one of `concurrency` slots from its first
 attempt to its end, its time counts from then, an attempt is cut at its timeout (a hang
 always is), billed calls cost their price and abandoned ones their price as unknown cost,
-and every finished attempt feeds the session's evidence (policy.regime). No hedging.
+and every finished attempt feeds the session's evidence (policy.regime). A hedge takes a
+second slot and races its main attempt; the first image wins, the loser is unknown cost.
 
     python benchmarks/policy_search.py                  # ours vs seeds in every world
     python benchmarks/policy_search.py --search         # the grid, judged in every world
@@ -52,63 +53,131 @@ def seeds_policy() -> pol.RetryPolicy:
 
 
 def simulate(world: str, policy: pol.RetryPolicy, requests: int = 200, concurrency: int = 20,
-             seed: int = 7) -> dict:
-    """Run `requests` 4K jobs through `policy` in `world`; the goodput.py row."""
+             seed: int = 7, hedge_slots: str = "first") -> dict:
+    """Run `requests` 4K jobs through `policy` in `world`; the goodput.py row.
+
+    A hedge (policy.hedge) needs a slot under `concurrency`: "first" (the engine's rule,
+    nbp_jupyter/slots.py) waits, while its main attempt flies, for the next slot to come
+    free, ahead of jobs that have not started; "free" takes one only if it is free when the
+    hedge is due (the engine's rule before issue 13)."""
     profile = model.PROFILES[world]
     rng = random.Random(seed)
     seen: list[pol.Seen] = []
     seen_count: dict[tuple, int] = {}
     events: list = []
     order = itertools.count()
-    jobs = [{"i": i, "history": [], "cost": 0.0, "unknown": 0.0, "got": None}
-            for i in range(requests)]
+    jobs = [{"i": i, "history": [], "cost": 0.0, "unknown": 0.0, "got": None, "live": {},
+             "done": False} for i in range(requests)]
     queue = list(reversed(jobs))
+    waiting: list[tuple] = []  # hedges due, waiting for a slot: (job, attempt number)
     done = []
+    busy = [0]  # slots held: one per started job, one per flying hedge
+    attempt_ids = itertools.count()
+    hedges = [0]
 
     def push(t, kind, job, data=None):
         heapq.heappush(events, (t, next(order), kind, job["i"], data))
 
+    def free_slot(t):
+        busy[0] -= 1
+        while waiting:  # a due hedge whose main attempt still flies goes first
+            job, main_id, hedge = waiting.pop(0)
+            if main_id in job["live"] and not job["done"]:
+                busy[0] += 1
+                launch(t, job, hedge, hedged=True)
+                return
+        if queue:
+            nxt = queue.pop()
+            nxt["start"] = t
+            busy[0] += 1
+            push(t, "decide", nxt)
+
+    def launch(t, job, decision, hedged=False):
+        i = job["i"]
+        resolution = policy.ladder[decision.rung].resolution
+        key = (i, resolution)
+        seen_count[key] = seen_count.get(key, 0) + 1
+        digest = hashlib.sha256(f"{seed}|{key}|{seen_count[key]}".encode()).digest()
+        fate = model.draw(profile, resolution, random.Random(digest), t)
+        took, outcome, unknown, retry = _play(fate, decision.timeout_s)
+        aid = next(attempt_ids)
+        job["live"][aid] = (resolution, hedged)
+        past = pol.Past(decision.rung, outcome, t - job["start"], took, decision.timeout_s, retry)
+        got = ("2K" if fate.kind == "downgrade" else resolution) if outcome == "ok" else None
+        push(t + took, "end", job, (aid, past, pol.Seen(resolution, outcome, t + took, took,
+                                                        decision.timeout_s), unknown, got))
+        if hedged:
+            hedges[0] += 1
+        return aid
+
     for _ in range(min(concurrency, requests)):
         job = queue.pop()
         job["start"] = 0.0
+        busy[0] += 1
         push(0.0, "decide", job)
     while events:
         t, _, kind, i, data = heapq.heappop(events)
         job = jobs[i]
+        if job["done"]:
+            continue
         if kind == "decide":
             now = t - job["start"]
-            decision = pol.decide(policy, job["history"], now, rng.random(),
-                                  regime=pol.regime(seen[-64:], t, policy))
+            regime = pol.regime(seen[-64:], t, policy)
+            decision = pol.decide(policy, job["history"], now, rng.random(), regime=regime)
             if isinstance(decision, pol.Stop):
-                job["elapsed"] = now
-                done.append(job)
-                if queue:
-                    nxt = queue.pop()
-                    nxt["start"] = t
-                    push(t, "decide", nxt)
+                finish(job, now, done)
+                free_slot(t)
                 continue
             push(t + decision.wait_s, "send", job, decision)
         elif kind == "send":
-            resolution = policy.ladder[data.rung].resolution
-            key = (i, resolution)
-            seen_count[key] = seen_count.get(key, 0) + 1
-            digest = hashlib.sha256(f"{seed}|{key}|{seen_count[key]}".encode()).digest()
-            fate = model.draw(profile, resolution, random.Random(digest), t)
-            took, outcome, unknown, retry = _play(fate, data.timeout_s)
-            price = image_price(MODEL, resolution)
-            if outcome == "ok":
-                job["cost"] += price
-                job["got"] = "2K" if fate.kind == "downgrade" else resolution
-            elif unknown:
-                job["unknown"] += price
-            past = pol.Past(data.rung, outcome, t - job["start"], took, data.timeout_s, retry)
-            push(t + took, "end", job, (past, pol.Seen(resolution, outcome, t + took, took,
-                                                          data.timeout_s)))
+            aid = launch(t, job, data)
+            hedge = pol.hedge(policy, replace(data, wait_s=0.0), t - job["start"],
+                              regime=pol.regime(seen[-64:], t, policy))
+            if hedge is not None:
+                push(t + hedge.wait_s, "hedge", job, (aid, replace(hedge, wait_s=0.0)))
+        elif kind == "hedge":
+            main_id, hedge = data
+            if main_id not in job["live"]:
+                continue
+            if busy[0] < concurrency:
+                busy[0] += 1
+                launch(t, job, hedge, hedged=True)
+            elif hedge_slots == "first":
+                waiting.append((job, main_id, hedge))
         elif kind == "end":  # the policy learns of an attempt only when it ends
-            job["history"].append(data[0])
-            seen.append(data[1])
-            push(t, "decide", job)
-    return _row(done)
+            aid, past, seen_now, unknown, got = data
+            if aid not in job["live"]:
+                continue
+            _, hedged = job["live"].pop(aid)
+            price = image_price(MODEL, seen_now.resolution)
+            if hedged:
+                free_slot(t)
+            job["history"].append(past)
+            seen.append(seen_now)
+            if got:
+                job["cost"] += price
+                job["got"] = got
+                for other, (res, other_hedged) in list(job["live"].items()):
+                    job["unknown"] += image_price(MODEL, res)  # cancelled mid-flight
+                    job["live"].pop(other)
+                    if other_hedged:
+                        free_slot(t)
+                finish(job, t - job["start"], done)
+                free_slot(t)
+                continue
+            if unknown:
+                job["unknown"] += price
+            if not job["live"]:
+                job["history"].sort(key=lambda p: (p.started_s, p.rung))
+                push(t, "decide", job)
+    row = _row(done)
+    row["hedges/img"] = hedges[0] / max(sum(1 for j in done if j["got"]), 1)
+    return row
+
+
+def finish(job: dict, elapsed: float, done: list) -> None:
+    job["elapsed"], job["done"] = elapsed, True
+    done.append(job)
 
 
 def _play(fate: model.Outcome, timeout: float) -> tuple[float, str, bool, float | None]:
@@ -221,6 +290,8 @@ def main(argv=None) -> int:
         return 0
     ours = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
     show("ours", evaluate(ours, worlds, requests=args.requests, concurrency=args.concurrency))
+    show("ours+hedge", evaluate(policies(480.0)["ours+hedge"], worlds, requests=args.requests,
+                                concurrency=args.concurrency))
     if args.search:
         scored = []
         for name, candidate in grid():

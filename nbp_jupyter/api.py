@@ -19,7 +19,8 @@ from .events import Event, Finished
 from .records import History, load_history
 from .jobs import Job, session
 from .options import Fallback, Options, from_kwargs
-from .policy import HEDGE_AFTER, RetryPolicy, build_ladder, other_providers, trim_ladder
+from .policy import (SAME_SIZE_HEDGE_AFTER, RetryPolicy, build_ladder, other_providers,
+                     trim_ladder)
 from .turns import Exchange
 from .types import GenerationResult, Request
 
@@ -101,9 +102,10 @@ def _policy(size: str, options: Options, hedge: bool | float) -> RetryPolicy:
     except ValueError as exc:
         raise ConfigError(str(exc), hint="e.g. fallback='2K,1K' or fallback=False") from None
     kw: dict = {"ladder": ladder, "deadline": options.deadline}
-    if hedge is True:
-        kw["hedge_after"] = dict(HEDGE_AFTER)
-    elif hedge:  # seconds: the same for every size, kept as given
+    if hedge is True:  # the same size while healthy, at P95 x pace (policy.py)
+        kw["hedge_after"] = dict(SAME_SIZE_HEDGE_AFTER)
+        kw["hedge_same_size"] = True
+    elif hedge:  # seconds: the next size down, the same point for every size, kept as given
         kw["hedge_after"] = {r: float(hedge) for r in sizes.RESOLUTIONS}
         kw["learn_hedge"] = False
     if options.retries is not None:
@@ -141,8 +143,10 @@ _OPTION_DOCS = """
         fallback: True (every smaller size), False, or a list such as "2K,1K",
             "2K, gemini-2.5-flash-image@1K" or "openai:4K, 2K".
         deadline: seconds for the whole job; no attempt starts whose median does not fit.
-        hedge: True to start the next size down beside a call still out at its size's
-            published P99, or a number of seconds.
+        hedge: True to start a second call beside one still out at its size's published
+            P95 (times the session's pace): the same size while it is healthy, the next
+            size down while it is failing for every job; or seconds, to start the next
+            size down after that long.
         time_scale: multiply every wait and timeout (the simulator's clock).
         home: where images and the ledger live (default NBP_HOME, else ./nbp-output).
         allow_insecure_http: allow a key over plain http to a non-loopback host.

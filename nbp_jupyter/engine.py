@@ -27,6 +27,7 @@ from .checks import Delivered
 from .config import Settings, proxy_for
 from .errors import AttemptError, AttemptTimeout, BadResponse, Cancelled, ConnectionFailed
 from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
+from .slots import Slots
 from .store import Store
 from .types import Attempt, GenerationResult, Request
 
@@ -68,7 +69,7 @@ class Plan:
     policy: pol.RetryPolicy
     rng: random.Random = field(default_factory=random.Random)
     alternate_urls: dict[str, str] = field(default_factory=dict)  # provider -> its base URL
-    slots: asyncio.Semaphore | None = None  # the concurrency limit a hedge must also respect
+    slots: Slots | None = None  # the concurrency limit a hedge must also respect
 
     def endpoint(self, provider: str | None) -> tuple[Settings, str]:
         """Settings and base URL for a rung: the job's own, or a fallback provider's."""
@@ -233,11 +234,7 @@ class Engine:
             if hedge is not None:
                 done, _ = await asyncio.wait(flights, timeout=hedge.wait_s * scale)
                 slots = run.plan.slots
-                # A hedge needs a free slot under the concurrency limit, taken now or never:
-                # waiting for one while this job holds its own could deadlock a full session.
-                if not done and (slots is None or not slots.locked()):
-                    if slots is not None:
-                        await slots.acquire()  # free, so this returns at once
+                if not done and await _slot_beside(slots, flights[0]):
                     ladder = run.plan.policy.ladder
                     run.emit(FellBack(run.plan.job_id, ladder[main.rung].label(),
                                       ladder[hedge.rung].label(), hedge.reason, hedge=True))
@@ -394,6 +391,30 @@ def _real_s(service_s: float, scale: float) -> float:
     connecting or writing, must not count as the service being slow."""
     real = service_s * scale
     return max(real, SIMULATED_FLOOR_S) if scale < 1 else real
+
+
+async def _slot_beside(slots: Slots | None, main: asyncio.Future) -> bool:
+    """A slot for a hedge under the concurrency limit: the next to come free, ahead of jobs
+    that have not started (nbp_jupyter/slots.py), but only while the main attempt still
+    flies. Waiting no longer than it cannot deadlock a session whose every slot is held by
+    a job waiting to hedge: each main attempt ends by its timeout."""
+    if slots is None:
+        return True
+    wanted = asyncio.ensure_future(slots.acquire(first=True))
+    cancelled: asyncio.CancelledError | None = None
+    try:
+        await asyncio.wait({wanted, main}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError as exc:
+        cancelled = exc
+    wanted.cancel()  # a no-op once it holds the slot
+    await asyncio.gather(wanted, return_exceptions=True)
+    got = not wanted.cancelled() and wanted.exception() is None
+    if got and (cancelled or main.done()):  # no hedge after all: the slot goes on
+        slots.release()
+        got = False
+    if cancelled is not None:
+        raise cancelled
+    return got
 
 
 def _token_columns(tokens: object) -> dict[str, int | None]:

@@ -25,6 +25,7 @@ from .engine import Engine, Plan
 from .errors import NbpError
 from .events import AttemptFailed, AttemptStarted, Event, FellBack, Finished, Waiting
 from .policy import RetryPolicy
+from .slots import Slots
 from .store import Store
 from .states import JobStatus
 from .types import GenerationResult, Request
@@ -166,7 +167,7 @@ class Session:
         self._thread: threading.Thread | None = None
         self._stores: dict[str, Store] = {}
         self.simulators = LocalSimulators()
-        self._semaphores: dict[int, asyncio.Semaphore] = {}
+        self._semaphores: dict[int, Slots] = {}
         self.engine = Engine(self.store)
         self.jobs: dict[str, Job] = {}
         self.id = uuid.uuid4().hex[:12]
@@ -223,7 +224,7 @@ class Session:
         if job._cancel_requested and task is not None:  # cancelled before the loop got to it
             task.cancel()
         limit = plan.settings.max_concurrency
-        semaphore = self._semaphores.setdefault(limit, asyncio.Semaphore(limit))
+        semaphore = self._semaphores.setdefault(limit, Slots(limit))
         plan.slots = semaphore  # a hedge takes a second slot
         try:
             async with semaphore:

@@ -108,8 +108,9 @@ class NbpMagics(Magics):
     @argument("--out", metavar="NAME", help="bind the Job (or list of Jobs with -n) to NAME")
     @argument("--deadline", type=float, help="seconds for the whole job, retries included")
     @argument("--hedge", action="store_true",
-              help="if a call is still running at its size's P99 (4K 250 s), start the next size "
-                   "down beside it; the first image wins (may cost a second call)")
+              help="if a call is still running at its size's P95 (4K 170 s), start another "
+                   "beside it (the same size while it is healthy, else the next size down); "
+                   "the first image wins (may cost a second call)")
     @argument("--no-hedge", action="store_true", help="do not hedge, even if Nbp.hedge is on")
     @argument("--interpolate", action="store_true",
               help="expand {name} in the prompt from your variables (off: braces and $ are text)")

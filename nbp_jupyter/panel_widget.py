@@ -74,7 +74,8 @@ class Panel:
         self.fallback = w.Checkbox(value=fallback is not False,
                                    description="fall back to smaller sizes")
         self.hedge = w.Checkbox(value=hedge, description="hedge slow calls",
-                                tooltip="past its size's P99, start the next size down beside it")
+                                tooltip="past its size's P95, start a second call beside it "
+                                        "(the same size unless it is failing for everyone)")
         self.count = w.BoundedIntText(value=1, min=1, max=8, description="count")
         self.upload = w.FileUpload(accept="image/png,image/jpeg,image/webp", multiple=True,
                                    description="Reference images", icon="upload",

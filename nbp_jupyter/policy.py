@@ -47,10 +47,16 @@ PUBLISHED_LATENCY: dict[str, tuple[float, float]] = {
     r: (q.p50, q.p95) for r, q in facts.LATENCY.items()}
 MEDIAN_LATENCY: dict[str, float] = {r: q.p50 for r, q in facts.LATENCY.items()}
 PUBLISHED_P99: dict[str, float] = {r: q.p99 for r, q in facts.LATENCY.items()}
-# Hedge (opt-in): a call still running at its size's published P99 is most likely
-# hung or failing, so the next size down starts beside it and the first image wins. Healthy
-# calls reach P99 once in a hundred, so a hedge seldom doubles a bill that was on its way.
+# Hedge after a fixed point (opt-in, `hedge=<seconds>` and the P99 below): a call still
+# running at its size's published P99 is most likely hung or failing, so the next size down
+# starts beside it and the first image wins. Healthy calls reach P99 once in a hundred.
 HEDGE_AFTER: dict[str, float] = dict(PUBLISHED_P99)
+# The hedge `hedge=True` asks for: at the size's published P95 times the session's pace (4K
+# 170 s), the same size again while it is healthy, the next size down while it is failing for
+# every job. With 4K at 50 % and a third of failures hanging, a 4K call still out at 170 s
+# is hung about seven times in eight (0.175 / (0.175 + 0.5 x 0.05); docs/facts.md "Latency
+# and success"), so a second 4K call beside it is the retry started 80 s before the cut.
+SAME_SIZE_HEDGE_AFTER: dict[str, float] = {r: q.p95 for r, q in facts.LATENCY.items()}
 # An attempt is cut at its size's P99 times the service's pace (4K: 250 s when calls run at
 # the published speed): about 1 % of healthy calls are cut, and retried at the same size,
 # while every hung call costs 250 s instead of 660 (docs/facts.md "Latency and success";
@@ -99,6 +105,11 @@ class RetryPolicy:
     step_down_on_slow_failure: bool = False  # True: step down after any slow failure, whatever the session saw
     learn_timeouts: bool = True  # tighten timeouts to what healthy calls take here (see learned_timeout)
     hedge_after: dict[str, float] | None = None  # e.g. HEDGE_AFTER; None: never hedge
+    # True: a hedge asks for the same size while that size is healthy for the session, and
+    # for the next healthy size down only while it is failing for every job (a wave); its
+    # point moves with the session's pace, like the cut, and the ledger's hedge point is
+    # not used (it is a P99, the cut itself).
+    hedge_same_size: bool = False
     learn_hedge: bool = True  # hedge later when this endpoint's healthy calls are slower
     # Cut at TIMEOUT_MARGIN x P99 x pace, within `timeouts`; None: `timeouts` as they are.
     timeout_margin: float | None = TIMEOUT_MARGIN
@@ -344,19 +355,29 @@ def hedge(policy: RetryPolicy, main: Try, now: float, learned: dict[str, float] 
           learned_hedge: dict[str, float] | None = None,
           regime: Regime | None = None) -> Try | None:
     """The hedge for attempt `main` decided at `now`: a try one rung down (or lower, to fit a
-    deadline) whose `wait_s` counts from the main attempt's start; None when hedging is off,
-    there is no lower rung, or the main attempt's timeout comes first. `learned_hedge`
-    (learned_hedge per size) can only make the hedge later."""
-    if not policy.hedge_after or main.rung + 1 >= len(policy.ladder):
+    deadline; with `hedge_same_size`, the same rung unless it is in a wave) whose `wait_s`
+    counts from the main attempt's start; None when hedging is off, there is no rung to
+    hedge with, or the main attempt's timeout comes first. `learned_hedge` (learned_hedge
+    per size) can only make the hedge later."""
+    if not policy.hedge_after:
+        return None
+    regime = regime or Regime()
+    rung = main.rung
+    if not policy.hedge_same_size or _wave(policy, rung, regime) is not None:
+        rung = _healthy(policy, main.rung + 1, regime) if main.rung + 1 < len(policy.ladder) \
+            else len(policy.ladder)
+    if rung >= len(policy.ladder):
         return None
     policy = _timed(policy, learned, regime)
     resolution = policy.ladder[main.rung].resolution
     after = policy.hedge_after.get(resolution)
-    if after is not None and learned_hedge and policy.learn_hedge:
+    if after is not None and policy.hedge_same_size:  # at the pace the cut moves with
+        after *= regime.pace if regime.pace is not None else policy.unseen_pace
+    if after is not None and learned_hedge and policy.learn_hedge and not policy.hedge_same_size:
         after = max(after, learned_hedge.get(resolution, after))
     if after is None or after >= main.timeout_s:
         return None
-    found = _fit(policy, main.rung + 1, 0.0, now + main.wait_s + after,
+    found = _fit(policy, rung, 0.0, now + main.wait_s + after,
                  f"hedge: {resolution} still running after {after:.0f} s")
     return None if isinstance(found, Stop) else replace(found, wait_s=after)
 

@@ -85,3 +85,27 @@ def test_cancel_during_a_hedge_stops_both_calls(home, make_sim):
 def test_hedge_must_be_a_flag_or_seconds(home):
     with pytest.raises(nbp.ConfigError, match="hedge must be"):
         nbp.submit("x", provider="sim", hedge=-5)
+
+
+def test_a_due_hedge_takes_the_next_free_slot_before_queued_jobs(home, make_sim):
+    """At full load a hung call still gets its hedge: the next slot to come free goes to it,
+    not to a job that has not started (else hedging does nothing when it is most needed)."""
+    server = make_sim(profile="ideal", time_scale=SCALE,
+                      script="hang, ok:40s, ok:10s, ok:5s, ok:5s")
+    handles = [nbp.submit(f"scene {i}", size="4K", provider="gemini", base_url=server.url,
+                          api_key="test-key", time_scale=SCALE, hedge=20, timeout=200,
+                          max_concurrency=2) for i in range(3)]
+    results = [h.result() for h in handles]
+    hung = next(r for r in results if r.attempts[0].outcome != "ok")
+    assert outcomes(hung) == [("4K", "cancelled", "unknown"), ("2K", "ok", "yes")]
+    assert all(r.success for r in results) and len(server.log) == 4
+
+
+def test_a_hung_4k_call_is_hedged_with_4k_while_4k_is_healthy(home, make_sim):
+    """hedge=True keeps the size asked for: the hedge beside a hung 4K call is another 4K."""
+    server = make_sim(profile="ideal", time_scale=0.002, script="hang, ok:10s")
+    result = nbp.generate("a heron at dawn", size="4K", provider="gemini", base_url=server.url,
+                          api_key="test-key", time_scale=0.002, hedge=True)
+    assert result.success and result.resolution == "4K" and not result.downgraded
+    assert outcomes(result) == [("4K", "cancelled", "unknown"), ("4K", "ok", "yes")]
+    assert [e["size"] for e in server.log] == ["4K", "4K"]

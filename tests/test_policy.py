@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from nbp_jupyter.policy import (BREAKER_COOLDOWN_S, BREAKER_FAILURES, DEFAULT_TIMEOUTS,
-                                HEDGE_AFTER, PATIENCE_S, Past, Regime, RetryPolicy, Rung, Seen,
-                                Stop, Try, build_ladder, decide, hedge, regime)
+                                HEDGE_AFTER, PATIENCE_S, SAME_SIZE_HEDGE_AFTER, Past, Regime,
+                                RetryPolicy, Rung, Seen, Stop, Try, build_ladder, decide, hedge,
+                                regime)
 
 CUT_4K = 250.0  # the published 4K P99, at the published pace
 CUT_2K = 180.0
@@ -239,6 +240,35 @@ def test_hedge_never_outlasts_the_deadline_or_the_main_timeout():
     late = decide(p, [], now=150.0)  # at 400 s only 50 s are left: 1K's 45 s median fits
     assert hedge(p, late, now=150.0).rung == 2
     assert hedge(policy(hedge_after={"4K": 700.0}), main, now=0.0) is None
+
+
+def test_a_healthy_size_is_hedged_with_itself_and_a_failing_one_with_the_next_size_down():
+    """hedge=True keeps a 4K request at 4K while 4K works for others (a second 4K call beside
+    one still out at the P95, 170 s, before the 250 s cut), and hedges with 2K in a wave."""
+    p = policy(hedge_after=SAME_SIZE_HEDGE_AFTER, hedge_same_size=True)
+    main = decide(p, [], now=0.0, regime=KNOWN)
+    assert hedge(p, main, now=0.0, regime=KNOWN) == Try(0, 170.0, CUT_4K,
+                                                        "hedge: 4K still running after 170 s")
+    wave = Regime(pace=1.0, failing={"4K": 60.0})
+    assert hedge(p, main, now=0.0, regime=wave) == Try(1, 170.0, CUT_2K,
+                                                       "hedge: 4K still running after 170 s")
+    alone = policy(fallback=False, hedge_after=SAME_SIZE_HEDGE_AFTER, hedge_same_size=True)
+    assert hedge(alone, main, now=0.0, regime=KNOWN).rung == 0  # no lower size needed
+    assert hedge(alone, main, now=0.0, regime=wave) is None  # nothing healthy to hedge with
+
+
+def test_a_same_size_hedge_moves_with_the_pace_like_the_cut():
+    """When everyone is slow the hedge waits as much longer as the cut does, so healthy slow
+    calls are not doubled; before any success it waits for the unseen pace (4K 340 s)."""
+    p = policy(hedge_after=SAME_SIZE_HEDGE_AFTER, hedge_same_size=True)
+    slow = Regime(pace=3.5)
+    main = decide(p, [], now=0.0, regime=slow)
+    assert main.timeout_s == DEFAULT_TIMEOUTS["4K"]
+    assert hedge(p, main, now=0.0, regime=slow).wait_s == pytest.approx(170.0 * 3.5)
+    first = decide(p, [], now=0.0)
+    assert hedge(p, first, now=0.0).wait_s == 340.0 and first.timeout_s == 2 * CUT_4K
+    # the ledger's P99 hedge point is the cut itself: it must not push this hedge past it
+    assert hedge(p, main, 0.0, learned_hedge={"4K": 700.0}, regime=slow) is not None
 
 
 def test_a_slow_endpoint_is_hedged_later_never_earlier():
