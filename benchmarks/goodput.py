@@ -2,7 +2,8 @@
 
 A world is a simulator profile (docs/facts.md, "Worlds the policy is measured in"):
 independent failures, the typical and peak rates, overload waves, everyone slow, and 4K
-down for 20 minutes. Every policy meets the same seeded failure sequence: the simulator keys
+down for 20 minutes; or `standin`, an independent stand-in for the service written from the
+published figures alone (benchmarks/standin.py), which keys its fates the same way. Every policy meets the same seeded failure sequence: the simulator keys
 each outcome on (seed, prompt, size, how many times it saw that prompt at that size), so the
 k-th 4K try of prompt i fails or succeeds the same way whichever policy sends it (in waves
 and outages, also on when it is sent).
@@ -10,19 +11,23 @@ and outages, also on when it is sent).
     python benchmarks/goodput.py                      # every world, 200 requests, concurrency 20
     python benchmarks/goodput.py --world independent --requests 60 --concurrency 4
     python benchmarks/goodput.py --policies all       # also the deadline, gateway, SDK-style...
+    python benchmarks/goodput.py --standin            # issue 13's: the stand-in, 60 x 4K, 4 at a time
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # standin.py
 
 import nbp_jupyter as nbp  # noqa: E402
 from nbp_jupyter import facts, jobs, sim  # noqa: E402
@@ -31,6 +36,10 @@ from nbp_jupyter.stats import percentile  # noqa: E402
 
 ALL = ("1K", "2K", "4K")
 WORLDS = ("independent", "typical", "peak", "waves", "slow", "outage4k")
+# Issue 13's own measurement: an independent stand-in (benchmarks/standin.py, not our
+# simulator), 60 jobs for 4K, 4 at a time.
+STANDIN = "standin"
+ISSUE_SCENARIO = {"requests": 60, "concurrency": 4}
 CORE = ("ours", "ours+hedge", "seeds")
 
 
@@ -66,14 +75,27 @@ def policies(deadline: float) -> dict[str, RetryPolicy]:
     }
 
 
+@contextlib.contextmanager
+def service(world: str, seed: int, time_scale: float) -> Iterator[str]:
+    """The base URL of a fresh service for `world`: a simulator profile, or (world
+    "standin") benchmarks/standin.py, written from the published figures alone."""
+    if world == STANDIN:
+        import standin  # benchmarks/standin.py, next to this file
+        with standin.start(seed=seed, time_scale=time_scale) as server:
+            yield server.base_url
+    else:
+        with sim.start(profile=world, time_scale=time_scale, seed=seed) as server:
+            yield server.url
+
+
 def run(profile: str, name: str, policy: RetryPolicy, args, home: Path) -> dict:
     # the gateway is another service under the same load, failing on its own (another seed)
-    with sim.start(profile=profile, time_scale=args.time_scale, seed=args.seed) as server, \
-            sim.start(profile=profile, time_scale=args.time_scale, seed=args.seed + 1) as gateway:
-        os.environ.update(OPENAI_API_KEY="bench", NBP_OPENAI_BASE_URL=gateway.url)
+    with service(profile, args.seed, args.time_scale) as url, \
+            service(profile, args.seed + 1, args.time_scale) as gateway:
+        os.environ.update(OPENAI_API_KEY="bench", NBP_OPENAI_BASE_URL=gateway)
         started = time.monotonic()
         handles = [nbp.submit(f"benchmark scene {i}", size="4K", provider="gemini",
-                              base_url=server.url, api_key="bench", time_scale=args.time_scale,
+                              base_url=url, api_key="bench", time_scale=args.time_scale,
                               policy=policy, max_concurrency=args.concurrency,
                               home=home / f"{profile}-{name}")
                    for i in range(args.requests)]
@@ -113,18 +135,28 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=200)
-    p.add_argument("--concurrency", type=int, default=20)
+    p.add_argument("--requests", type=int, help="default 200 (60 with --standin)")
+    p.add_argument("--concurrency", type=int, help="default 20 (4 with --standin)")
     p.add_argument("--time-scale", type=float, default=0.01,
                    help="real seconds per simulated second (default 0.01; at 0.005 a loaded "
                         "machine stretches healthy calls past the 250 s cut)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--deadline", type=float, default=480.0)
-    p.add_argument("--world", "--profiles", dest="world", default=",".join(WORLDS),
-                   help=f"comma-separated simulator profiles (default: {','.join(WORLDS)})")
+    p.add_argument("--world", "--profiles", dest="world",
+                   help=f"comma-separated simulator profiles or {STANDIN!r} "
+                        f"(default: {','.join(WORLDS)})")
     p.add_argument("--policies", default=",".join(CORE),
                    help=f"comma-separated policy names, or 'all' (default: {','.join(CORE)})")
+    p.add_argument("--standin", action="store_true",
+                   help="issue 13's scenario: the independent stand-in (benchmarks/standin.py), "
+                        "60 requests, concurrency 4 (--world, --requests, --concurrency still "
+                        "apply)")
     args = p.parse_args(argv)
+    defaults = ISSUE_SCENARIO if args.standin else {"requests": 200, "concurrency": 20}
+    args.world = args.world or (STANDIN if args.standin else ",".join(WORLDS))
+    for option, value in defaults.items():
+        if getattr(args, option) is None:
+            setattr(args, option, value)
     home = Path(tempfile.mkdtemp(prefix="nbp-bench-"))
     known = policies(args.deadline)
     names = list(known) if args.policies == "all" else args.policies.split(",")

@@ -10,9 +10,11 @@ always is), billed calls cost their price and abandoned ones their price as unkn
 and every finished attempt feeds the session's evidence (policy.regime). A hedge takes a
 second slot and races its main attempt; the first image wins, the loser is unknown cost.
 
-    python benchmarks/policy_search.py                  # ours vs seeds in every world
+    python benchmarks/policy_search.py                  # ours (and hedge=True) vs seeds
+    python benchmarks/policy_search.py --requests 60 --concurrency 4   # issue 13's scale
     python benchmarks/policy_search.py --search         # the grid, judged in every world
     python benchmarks/policy_search.py --frontier slow  # what any setting can do in one world
+    python benchmarks/policy_search.py --hedges         # which hedge pays, if any
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ _SEEDS_ROWS: dict[tuple, dict] = {}
 
 
 def evaluate(policy: pol.RetryPolicy, worlds=WORLDS, seeds=(1, 2, 3), requests=200,
-             concurrency=20) -> dict[str, dict]:
+             concurrency=20, hedge_slots: str = "first") -> dict[str, dict]:
     """Per world, the judged ratios averaged over `seeds`."""
     out = {}
     for world in worlds:
@@ -225,7 +227,8 @@ def evaluate(policy: pol.RetryPolicy, worlds=WORLDS, seeds=(1, 2, 3), requests=2
             key = (world, requests, concurrency, s)
             if key not in _SEEDS_ROWS:
                 _SEEDS_ROWS[key] = simulate(world, seeds_policy(), requests, concurrency, s)
-            rows.append(judge(simulate(world, policy, requests, concurrency, s), _SEEDS_ROWS[key]))
+            rows.append(judge(simulate(world, policy, requests, concurrency, s, hedge_slots),
+                              _SEEDS_ROWS[key]))
         out[world] = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
     return out
 
@@ -269,10 +272,30 @@ def frontier(world: str, requests: int, concurrency: int) -> None:
                  {world: best})
 
 
-def show(name: str, result: dict[str, dict]) -> None:
+def hedges(worlds, requests: int, concurrency: int) -> None:
+    """Which hedge, if any, pays: when it fires (P95 or P99), what it asks for (the same
+    size while healthy, or the next size down), and where its slot comes from (only a free
+    one, or the next to come free ahead of jobs not started), over seeds 1-10."""
+    base = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
+    seeds = tuple(range(1, 11))
+    show("no hedge (the defaults)", evaluate(base, worlds, seeds, requests, concurrency))
+    points = {"P95": pol.SAME_SIZE_HEDGE_AFTER, "P99": pol.HEDGE_AFTER}
+    for (point, after), same, slots in itertools.product(points.items(), (True, False),
+                                                         ("first", "free")):
+        candidate = replace(base, hedge_after=dict(after), hedge_same_size=same,
+                            learn_hedge=False)
+        what = "same size while healthy" if same else "next size down"
+        show(f"hedge at {point}, {what}, slot {slots}",
+             evaluate(candidate, worlds, seeds, requests, concurrency, slots))
+
+
+def show(name: str, result: dict[str, dict], out=sys.stdout) -> str:
+    """One line per setting: per world, delivered ratio, 4K points, P95 and cost ratios."""
     cells = "  ".join(f"{w} d{r['delivered']:.2f} 4K{r['at4K']:+.0f} P95 {r['P95']:.2f} "
                       f"$ {r['cost']:.2f}" for w, r in result.items())
-    print(f"{name}: {cells}", flush=True)
+    if out is not None:
+        print(f"{name}: {cells}", file=out, flush=True)
+    return f"{name}: {cells}"
 
 
 def main(argv=None) -> int:
@@ -280,6 +303,8 @@ def main(argv=None) -> int:
     p.add_argument("--search", action="store_true", help="search the grid")
     p.add_argument("--frontier", metavar="WORLD",
                    help="the best P95 any setting reaches in one world, within the goals or not")
+    p.add_argument("--hedges", action="store_true",
+                   help="compare hedges (when, which size, which slot) with none, seeds 1-10")
     p.add_argument("--world", default=",".join(WORLDS))
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=20)
@@ -289,20 +314,26 @@ def main(argv=None) -> int:
         frontier(args.frontier, args.requests, args.concurrency)
         return 0
     ours = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
+    if args.hedges:
+        hedges(worlds, args.requests, args.concurrency)
+        return 0
+    if not args.search:  # ratios against the seeds, averaged over seeds 1-3
+        lines = [show(name, evaluate(policies(480.0)[name], worlds, requests=args.requests,
+                                     concurrency=args.concurrency), out=None)
+                 for name in ("ours", "ours+hedge")]
+        print("ratios: " + "; ".join(lines))
+        return 0
     show("ours", evaluate(ours, worlds, requests=args.requests, concurrency=args.concurrency))
-    show("ours+hedge", evaluate(policies(480.0)["ours+hedge"], worlds, requests=args.requests,
-                                concurrency=args.concurrency))
-    if args.search:
-        scored = []
-        for name, candidate in grid():
-            result = evaluate(candidate, worlds, requests=args.requests,
-                              concurrency=args.concurrency)
-            worst = max(r["P95"] for r in result.values())
-            scored.append((sum(not meets(r) for r in result.values()), worst, name, result))
-        scored.sort(key=lambda s: s[:2])
-        print("\nbest by (worlds missed, worst P95 ratio):")
-        for missed, _, name, result in scored[:8]:
-            show(f"[{missed} missed] {name}", result)
+    scored = []
+    for name, candidate in grid():
+        result = evaluate(candidate, worlds, requests=args.requests,
+                          concurrency=args.concurrency)
+        worst = max(r["P95"] for r in result.values())
+        scored.append((sum(not meets(r) for r in result.values()), worst, name, result))
+    scored.sort(key=lambda s: s[:2])
+    print("\nbest by (worlds missed, worst P95 ratio):")
+    for missed, _, name, result in scored[:8]:
+        show(f"[{missed} missed] {name}", result)
     return 0
 
 
