@@ -184,8 +184,14 @@ def finish(job: dict, elapsed: float, done: list) -> None:
 
 def _play(fate: model.Outcome, timeout: float) -> tuple[float, str, bool, float | None]:
     """(seconds, outcome, cost unknown?, server's retry delay) of one attempt."""
-    if fate.kind in CUT or fate.delay_s > timeout:
+    if fate.kind in CUT:  # a dead path: only our cut ends it, at an unknown cost
         return timeout, "timeout", True, None
+    if fate.delay_s > min(timeout, model.SERVER_LIMIT_S):
+        # The server ends the call at the deadline we sent it (X-Server-Timeout) or at its
+        # own limit, with a 504 that is not billed (engine.SERVER_DEADLINE_GRACE_S).
+        if timeout <= model.SERVER_LIMIT_S:
+            return timeout, "timeout", False, None
+        return model.SERVER_LIMIT_S, "server_error", False, None
     if fate.kind in OK_KINDS:
         return fate.delay_s, "ok", False, None
     outcome, unknown = FAILED_AS[fate.kind]

@@ -39,6 +39,12 @@ LEARN_TTL_S = 2.0
 # Real seconds an attempt gets at least when time is simulated (time_scale < 1): at 0.001
 # a 1K cut of 150 s is 0.15 s, less than a loaded machine needs to render and send the answer.
 SIMULATED_FLOOR_S = 0.3
+# Service seconds we listen past our own deadline when the server was told it (Gemini's
+# X-Server-Timeout): at that deadline the server ends the call itself with a 504
+# DEADLINE_EXCEEDED, which is not billed (docs/facts.md "The Gemini wire as the SDK speaks
+# it"); cutting at the same instant would leave the call's cost unknown. One round trip
+# and the server's clock starting a little after ours fit well within it.
+SERVER_DEADLINE_GRACE_S = 10.0
 # The session-wide evidence the policy reads (policy.regime): the last few dozen finished
 # attempts per endpoint and model, of every job.
 EVIDENCE_KEPT = 64
@@ -301,6 +307,7 @@ class Engine:
                                                model, decision.timeout_s, keep)
         except AttemptError as exc:
             took = (time.monotonic() - began) / scale
+            exc = _at_our_deadline(exc, took, decision.timeout_s)
             cost = pricing.cost(model, rung.resolution, exc.tokens, exc.gateway_cost,
                                 image=False) if exc.billed == "yes" else 0.0
             if exc.billed == "unknown":
@@ -349,6 +356,8 @@ class Engine:
                                   settings.api_key or "", timeout_s=timeout_s)
         http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults
         budget = _real_s(timeout_s, scale)
+        if "x-server-timeout" in http_request.headers:  # hear its free 504 rather than cut
+            budget += SERVER_DEADLINE_GRACE_S * scale
         http_request.extensions["timeout"] = httpx.Timeout(
             budget, connect=min(_real_s(CONNECT_S, scale), budget),
             write=_real_s(WRITE_S, scale), pool=_real_s(POOL_S, scale)).as_dict()
@@ -391,6 +400,17 @@ def _real_s(service_s: float, scale: float) -> float:
     connecting or writing, must not count as the service being slow."""
     real = service_s * scale
     return max(real, SIMULATED_FLOOR_S) if scale < 1 else real
+
+
+def _at_our_deadline(exc: AttemptError, took: float, timeout_s: float) -> AttemptError:
+    """A 504 that came at the deadline we sent the server is our own cut, made by the server
+    and not billed: to the policy it is a timeout (the size was not shown to be failing
+    sooner than that), to the ledger a call of known cost."""
+    if exc.http_status == 504 and exc.outcome == "server_error" and took >= 0.98 * timeout_s:
+        return AttemptTimeout(f"the service ended the call at our {timeout_s:.0f} s deadline "
+                              "(HTTP 504 DEADLINE_EXCEEDED)", http_status=504, billed="no",
+                              hint="not billed; the next attempt is up to the policy")
+    return exc
 
 
 async def _slot_beside(slots: Slots | None, main: asyncio.Future) -> bool:
