@@ -362,18 +362,18 @@ def hedge(policy: RetryPolicy, main: Try, now: float, learned: dict[str, float] 
     if not policy.hedge_after:
         return None
     regime = regime or Regime()
-    rung = main.rung
-    if not policy.hedge_same_size or _wave(policy, rung, regime) is not None:
-        rung = _healthy(policy, main.rung + 1, regime) if main.rung + 1 < len(policy.ladder) \
-            else len(policy.ladder)
-    if rung >= len(policy.ladder):
+    if policy.hedge_same_size and _wave(policy, main.rung, regime) is None:
+        rung = main.rung
+    elif main.rung + 1 < len(policy.ladder):
+        rung = _healthy(policy, main.rung + 1, regime)
+    else:
         return None
     policy = _timed(policy, learned, regime)
     resolution = policy.ladder[main.rung].resolution
     after = policy.hedge_after.get(resolution)
     if after is not None and policy.hedge_same_size:  # at the pace the cut moves with
         after *= regime.pace if regime.pace is not None else policy.unseen_pace
-    if after is not None and learned_hedge and policy.learn_hedge and not policy.hedge_same_size:
+    elif after is not None and learned_hedge and policy.learn_hedge:
         after = max(after, learned_hedge.get(resolution, after))
     if after is None or after >= main.timeout_s:
         return None
