@@ -14,6 +14,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 @pytest.mark.parametrize("script,args", [
     ("goodput.py", ["--requests", "4", "--concurrency", "4", "--profiles", "typical",
                     "--time-scale", "0.001"]),
+    ("goodput.py", ["--standin", "--requests", "3", "--policies", "ours,seeds",
+                    "--time-scale", "0.001"]),
     ("policy_search.py", ["--requests", "6", "--concurrency", "2", "--world", "independent"]),
     ("overhead.py", ["--rounds", "1", "--sizes", "1K"]),
     ("notebook_weight.py", []),
