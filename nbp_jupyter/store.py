@@ -22,6 +22,7 @@ from typing import TypedDict, cast
 
 from filelock import FileLock, Timeout
 
+from .errors import ConfigError
 from .states import Billed, JobStatus, LedgerOutcome
 from .turns import Exchange
 from .types import Attempt, GenerationResult, Request
@@ -247,7 +248,7 @@ class Store:
                 " WHERE t.parent_id IS NOT NULL AND chain.depth < 10000)"
                 " SELECT turns.* FROM chain JOIN turns ON turns.job_id = chain.id"
                 " ORDER BY chain.depth DESC", (job_id,)).fetchall()
-        return [Exchange.from_row(dict(row)) for row in rows]
+        return [_exchange(dict(row)) for row in rows]
 
     def finish_job(self, result: GenerationResult, status: str) -> None:
         # An attempt row still 'running' here was cut off before it was recorded (a cancel
@@ -441,3 +442,15 @@ def _try_acquire(lock: FileLock) -> bool:
     except Timeout:
         return False
     return True
+
+
+def _exchange(row: dict) -> Exchange:
+    """A turns row as an Exchange; a damaged cell (edited or cut short by hand) is a one-line
+    ConfigError naming the job, not a JSON traceback from deep inside the ledger."""
+    try:
+        return Exchange.from_row(row)
+    except (ValueError, TypeError, AttributeError, KeyError):
+        raise ConfigError(f"the ledger's conversation turn of job {row.get('job_id')} is "
+                          "damaged (its parts are not the JSON nbp_jupyter wrote)",
+                          hint="its images are untouched: give the one to go on from as a "
+                               "reference instead (images=[its path])") from None

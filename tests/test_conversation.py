@@ -323,3 +323,22 @@ def test_the_simulator_refuses_missing_and_foreign_signatures(simulator, damage,
     assert refused.status_code == 400
     assert refused.json()["error"] == {"code": 400, "status": "INVALID_ARGUMENT",
                                        "message": message}
+
+
+@pytest.mark.parametrize("damage", ["{cut", "[1]", '{"text": "a"}'])
+def test_a_damaged_turn_row_is_a_one_line_error_and_loses_nothing(home, simulator, damage):
+    """A hand-edited or cut ledger cell would end a refine with a JSON traceback wall."""
+    first = nbp.submit("a red fox", **_opts(simulator))
+    first.result()
+    second = first.refine("darker", **_opts(simulator))
+    kept = second.result().image_path
+    with sqlite3.connect(home / "ledger.sqlite") as db:
+        db.execute("UPDATE turns SET parts=? WHERE job_id=?", (damage, first.id))
+    sent = len(simulator.log)
+    for call in (lambda: second.refine("from above", **_opts(simulator)),
+                 lambda: nbp.conversation_of(second)):
+        with pytest.raises(ConfigError) as info:
+            call()
+        message = info.value.one_line()
+        assert "\n" not in message and f"job {first.id} is damaged" in message
+    assert len(simulator.log) == sent and kept.is_file()
