@@ -417,7 +417,12 @@ class Panel:
         tile.box.layout.border = SELECTED_BORDER
         tile.box.add_class("nbp-selected")
         tile.pick.description = "Selected"
-        self.turns.show(self._store().conversation(result.job_id))  # picks the last turn
+        try:
+            exchanges = self._store().conversation(result.job_id)
+        except NbpError as exc:  # a damaged turn: no strip, so Refine cannot take the old one
+            exchanges = []
+            self.message.value = _error(exc.one_line())
+        self.turns.show(exchanges)  # picks the last turn
 
     def _selected_tile(self) -> Tile | None:
         return self.tiles.get(self.selected.job_id) if self.selected else None

@@ -491,3 +491,21 @@ def test_redrawing_the_strip_closes_its_old_widgets(panel):
         on_ui(panel.select, panel.tiles[second.id].result)
     assert len(panel.turns.box.children) == 2
     assert len(_instances) == before  # the same two cards, drawn anew
+
+
+def test_selecting_an_image_whose_turn_is_damaged_says_so_and_refines_nothing(panel, home):
+    """Selecting it left the previous image's strip up, so Refine edited the wrong picture."""
+    import sqlite3
+
+    first = _generate_and_select(panel)
+    second = _generate_and_select(panel, "a lighthouse at noon")
+    with sqlite3.connect(home / "ledger.sqlite") as db:
+        db.execute("UPDATE turns SET parts='{cut' WHERE job_id=?", (second.id,))
+    on_ui(panel.select, panel.tiles[first.id].result)
+    on_ui(panel.select, panel.tiles[second.id].result)
+    assert f"job {second.id} is damaged" in panel.message.value
+    assert "\n" not in panel.message.value and panel.turns.exchanges == []
+    started = len(session().jobs)
+    panel.refine_prompt.value = "darker"
+    assert on_ui(panel.refine_click) == [] and len(session().jobs) == started
+    assert second.result().image_path.is_file()
