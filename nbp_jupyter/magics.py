@@ -160,11 +160,17 @@ class NbpMagics(Magics):
 
     @staticmethod
     def _refined(given: str) -> str:
-        """The job id --refine names; `_` is this session's last job that made an image."""
+        """The job id --refine names; `_` is this session's last job that made an image. A
+        newer job still running is an error: skipping it would refine an older image."""
         if given.strip() != "_":
             return given
-        made = [job.id for job in session().jobs.values()
-                if job.done() and job.result().success]
+        jobs = list(session().jobs.values())
+        running = [job.id for job in jobs if not job.done()]
+        if running:
+            raise UsageError(f"--refine _: job {running[-1]} is still running, so this "
+                             f"session's last image is not made yet; wait for it "
+                             f"(%nbp_wait {running[-1]}), or give the id of the job to refine")
+        made = [job.id for job in jobs if job.result().success]
         if not made:
             raise UsageError("--refine _ needs an image made in this session; give a job id "
                              "from %nbp_history instead")

@@ -335,3 +335,19 @@ def test_queued_only_when_really_waiting_and_the_simulator_stamp_counts_calls(ho
     finally:
         del session().jobs[busy.id]  # never submitted: nothing for the session to wait for
     assert not any("attempt" in line for line in stamp_lines("a kite", "1K", 1024, 1024, 3))
+
+
+def test_refine_underscore_waits_for_a_job_still_running(ip):
+    """`--refine _` right after a cell that is still drawing refined the image before it."""
+    ip.run_cell_magic("nbp", "--wait --out first", "a red fox")
+    ip.run_line_magic("config", "Nbp.time_scale = 1")  # the next one runs for a while
+    ip.run_cell_magic("nbp", "--out slow", "a blue fox")
+    slow = ip.user_ns["slow"]
+    try:
+        assert not slow.done()
+        started = len(nbp.jobs.session().jobs)
+        with pytest.raises(UsageError, match=f"job {slow.id} is still running") as caught:
+            ip.run_cell_magic("nbp", "--refine _", "darker")
+        assert "\n" not in str(caught.value) and len(nbp.jobs.session().jobs) == started
+    finally:
+        slow.cancel()
