@@ -349,11 +349,16 @@ class Engine:
                        ) -> tuple[Delivered, Attempt]:
         """Send, stream, check and keep one attempt's image; its typed error otherwise."""
         scale = settings.time_scale
-        # a refine on a wire without conversations goes as an edit of its last image
-        sent = providers.sendable(settings.wire, plan.request)
-        wire = providers.for_request(settings.wire, sent)
-        http_request = wire.build(sent, resolution, model, base_url,
-                                  settings.api_key or "", timeout_s=timeout_s)
+
+        def build() -> tuple[providers.Wire, httpx.Request]:
+            # a refine on a wire without conversations goes as an edit of its last image
+            sent = providers.sendable(settings.wire, plan.request)
+            wire = providers.for_request(settings.wire, sent)
+            return wire, wire.build(sent, resolution, model, base_url, settings.api_key or "",
+                                    timeout_s=timeout_s)
+        # In a thread: a refine's turns are up to 20 MB to base64 and JSON (~0.1 s), which on
+        # the loop would stall every other job's attempt clock.
+        wire, http_request = await asyncio.to_thread(build)
         http_request.headers["user-agent"] = USER_AGENT  # send() adds no client defaults
         budget = _real_s(timeout_s, scale)
         if "x-server-timeout" in http_request.headers:  # hear its free 504 rather than cut

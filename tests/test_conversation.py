@@ -342,3 +342,23 @@ def test_a_damaged_turn_row_is_a_one_line_error_and_loses_nothing(home, simulato
         message = info.value.one_line()
         assert "\n" not in message and f"job {first.id} is damaged" in message
     assert len(simulator.log) == sent and kept.is_file()
+
+
+def test_a_refines_request_is_built_off_the_engine_loop(home, simulator, monkeypatch):
+    """A refine's turns (up to 20 MB of base64) built on the loop stall every other job's
+    attempt clock for a tenth of a second."""
+    import threading
+
+    from nbp_jupyter.providers import gemini
+
+    threads = []
+    original = gemini.build
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(gemini, "build", spy)
+    first = nbp.submit("a red fox", **_opts(simulator))
+    assert first.result().success
+    assert first.refine("darker", **_opts(simulator)).result().success
+    assert len(threads) == 2 and "nbp-jobs" not in threads, threads
