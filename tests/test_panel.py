@@ -509,3 +509,16 @@ def test_selecting_an_image_whose_turn_is_damaged_says_so_and_refines_nothing(pa
     panel.refine_prompt.value = "darker"
     assert on_ui(panel.refine_click) == [] and len(session().jobs) == started
     assert second.result().image_path.is_file()
+
+
+@pytest.mark.parametrize("name", ["../../evil.png", "..\\..\\evil.png", "/etc/cron.d/x.png",
+                                  "..", "", "a\x00b.png", "logo\n<script>.png"])
+def test_an_uploaded_files_name_cannot_leave_the_references_folder(tmp_path, name):
+    """A browser-supplied name such as ../../x would write the upload outside NBP_HOME."""
+    from nbp_jupyter.panel_turns import save_uploads
+
+    [saved] = save_uploads(tmp_path / "home", [_uploaded(name, b"\x89PNG not really")])
+    assert saved.parent == tmp_path / "home" / "references"
+    assert saved.read_bytes() == b"\x89PNG not really"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [saved.name]
+    assert not set(saved.name) & set("/\\\x00\n<>")
