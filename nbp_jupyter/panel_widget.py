@@ -19,7 +19,7 @@ from .estimate import budget_warning, estimate
 from .events import Finished
 from .jobs import Job, session
 from .options import Options, from_kwargs
-from .panel_turns import TurnStrip, save_uploads
+from .panel_turns import UPLOADS, TurnStrip, save_uploads
 from .preview import preview_jpeg
 from .records import load_history
 from .timefmt import short
@@ -472,11 +472,15 @@ class Panel:
         for Generate and Refine until cleared. A file that is no usable image is said at
         once, and left out."""
         self.message.value = ""
+        home = self._store().home
         try:
-            saved = save_uploads(self._store().home, self.upload.value)
+            saved = save_uploads(home, self.upload.value)
         except (OSError, KeyError, TypeError) as exc:
             saved = []
-            self.message.value = _error(f"the upload could not be saved: {exc}")
+            why = getattr(exc, "strerror", None) or type(exc).__name__
+            self.message.value = _error(
+                f"the upload could not be saved under {Path(home) / UPLOADS} ({why}) — make "
+                f"that folder writable, or give the file's path instead: images=[path]")
         self.references = []
         for path in saved:
             try:

@@ -522,3 +522,15 @@ def test_an_uploaded_files_name_cannot_leave_the_references_folder(tmp_path, nam
     assert saved.read_bytes() == b"\x89PNG not really"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [saved.name]
     assert not set(saved.name) & set("/\\\x00\n<>")
+
+
+def test_an_upload_that_cannot_be_saved_says_where_and_what_to_do(panel, home):
+    """A full disk or a read-only NBP_HOME showed only '[Errno 17] File exists: ...'."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "references").write_text("a file where the folder should be")
+    panel.upload.value = (_uploaded("logo.png", b"\x89PNG"),)
+    wait_for(lambda: "could not be saved" in panel.message.value)
+    ui.flush()
+    message = panel.message.value
+    assert str(home / "references") in message and "images=[path]" in message
+    assert "\n" not in message and panel.references == []
