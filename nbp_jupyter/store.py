@@ -243,9 +243,11 @@ class Store:
         has no recorded turn (it failed, or came from a batch or an older version)."""
         with self._lock:
             rows = self._db.execute(
-                "WITH RECURSIVE chain(id, depth) AS (SELECT ?, 0 UNION ALL"
-                " SELECT t.parent_id, chain.depth + 1 FROM turns t JOIN chain ON t.job_id = chain.id"
-                " WHERE t.parent_id IS NOT NULL AND chain.depth < 10000)"
+                # `seen` stops a loop of parents (a hand-edited ledger) at its first repeat
+                "WITH RECURSIVE chain(id, depth, seen) AS (SELECT ?1, 0, '/' || ?1 || '/'"
+                " UNION ALL SELECT t.parent_id, chain.depth + 1, chain.seen || t.parent_id || '/'"
+                " FROM turns t JOIN chain ON t.job_id = chain.id WHERE t.parent_id IS NOT NULL"
+                " AND instr(chain.seen, '/' || t.parent_id || '/') = 0 AND chain.depth < 10000)"
                 " SELECT turns.* FROM chain JOIN turns ON turns.job_id = chain.id"
                 " ORDER BY chain.depth DESC", (job_id,)).fetchall()
         return [_exchange(dict(row)) for row in rows]

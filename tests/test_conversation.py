@@ -362,3 +362,18 @@ def test_a_refines_request_is_built_off_the_engine_loop(home, simulator, monkeyp
     assert first.result().success
     assert first.refine("darker", **_opts(simulator)).result().success
     assert len(threads) == 2 and "nbp-jobs" not in threads, threads
+
+
+def test_a_loop_of_parents_in_the_ledger_is_one_line_and_short(home, simulator):
+    """Two turns naming each other as parent were read 10,000 times over (and drawn as
+    10,000 cards in the panel's strip) before the refine was refused."""
+    first = nbp.submit("a red fox", **_opts(simulator))
+    assert first.result().success
+    second = first.refine("darker", **_opts(simulator))
+    assert second.result().success
+    with sqlite3.connect(home / "ledger.sqlite") as db:
+        db.execute("UPDATE turns SET parent_id=? WHERE job_id=?", (second.id, first.id))
+    assert [t.job_id for t in nbp.conversation_of(second)] == [first.id, second.id]
+    with pytest.raises(ConfigError, match="is cut") as info:
+        second.refine("from above", **_opts(simulator))
+    assert "\n" not in info.value.one_line()
