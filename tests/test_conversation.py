@@ -345,8 +345,7 @@ def test_a_damaged_turn_row_is_a_one_line_error_and_loses_nothing(home, simulato
 
 
 def test_a_refines_request_is_built_off_the_engine_loop(home, simulator, monkeypatch):
-    """A refine's turns (up to 20 MB of base64) built on the loop stall every other job's
-    attempt clock for a tenth of a second."""
+    """A refine's 20 MB of turns built on the loop stalls every other job's clock for 0.1 s."""
     import threading
 
     from nbp_jupyter.providers import gemini
@@ -365,8 +364,7 @@ def test_a_refines_request_is_built_off_the_engine_loop(home, simulator, monkeyp
 
 
 def test_a_loop_of_parents_in_the_ledger_is_one_line_and_short(home, simulator):
-    """Two turns naming each other as parent were read 10,000 times over (and drawn as
-    10,000 cards in the panel's strip) before the refine was refused."""
+    """Two turns naming each other as parent were read (and drawn) 10,000 times over."""
     first = nbp.submit("a red fox", **_opts(simulator))
     assert first.result().success
     second = first.refine("darker", **_opts(simulator))
