@@ -290,7 +290,7 @@ submit.__doc__ = (submit.__doc__ or "") + "\n" + _OPTION_DOCS + """\
 _sig = inspect.signature(submit)
 refine.__signature__ = _sig.replace(parameters=[  # type: ignore[attr-defined]
     inspect.Parameter("job_or_id", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                      annotation="Job | str"), *_sig.parameters.values()])
+                      annotation="Job | GenerationResult | str"), *_sig.parameters.values()])
 refine.__doc__ = (refine.__doc__ or "") + "\n" + _OPTION_DOCS
 # generate() and agenerate() take submit's options: show them in help() and Shift-Tab too.
 for _twin in (generate, agenerate):

@@ -31,3 +31,11 @@ def test_version_comes_from_the_installed_metadata():
     from importlib.metadata import version
 
     assert nbp_jupyter.__version__ == version("nbp-jupyter") != "0+unknown"
+
+
+def test_refines_shown_signature_names_every_handle_it_takes():
+    """Shift-Tab on refine said `Job | str`, hiding that generate()'s result works too."""
+    import inspect
+
+    shown = str(inspect.signature(nbp_jupyter.refine).parameters["job_or_id"])
+    assert all(kind in shown for kind in ("Job", "GenerationResult", "str"))
