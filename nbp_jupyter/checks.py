@@ -47,6 +47,7 @@ class Delivered:
     kept: Path | None = None  # where the store put it
     tokens: object = None  # pricing.Tokens the answer reported, for the ledger
     turn_parts: tuple = ()  # the model turn's parts (turns.Part), stored with the image
+    turn: object = None  # the turns.Exchange the store wrote with it
     text: str = ""  # the model's words with the image
     grounding: object = None  # grounding.Grounding, when the answer was search-grounded
 

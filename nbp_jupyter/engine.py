@@ -265,6 +265,9 @@ class Engine:
             ended = await asyncio.gather(*flights, return_exceptions=True)
         # Both may have landed at once: each image was kept on disk as it was checked.
         landed = [got for got in ended if isinstance(got, tuple)]
+        if len(landed) > 1 and landed[0][0].turn is not None:
+            # each wrote its own turn as it was kept; the conversation goes on from the winner
+            await _finish_anyway(asyncio.to_thread(run.store.save_turn, landed[0][0].turn))
         if landed:  # even if a cancel came as it landed: the image is paid for
             return landed[0]
         if cancelled is not None:
@@ -470,9 +473,9 @@ def _keep(store: Store, job_id: str, request: Request, got: Delivered, attempt: 
     else:
         path = store.save_image(job_id, prompt, got.resolution, got.data, got.fmt)
     # the conversation's turn goes into the ledger in the same commit as the image
-    store.end_attempt(job_id, attempt, image_path=path, turn=turns.exchange(
-        job_id, request, got.turn_parts, str(path), f"image/{got.fmt.replace('jpg', 'jpeg')}",
-        attempt.provider))
+    got.turn = turns.exchange(job_id, request, got.turn_parts, str(path),
+                              f"image/{got.fmt.replace('jpg', 'jpeg')}", attempt.provider)
+    store.end_attempt(job_id, attempt, image_path=path, turn=got.turn)
     return path
 
 

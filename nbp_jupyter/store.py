@@ -226,10 +226,13 @@ class Store:
                     " WHERE id=?", (str(image_path), attempt.resolution, attempt.width,
                                     attempt.height, job_id))
             if turn is not None:
-                db.execute("INSERT OR REPLACE INTO turns (job_id, parent_id, number, prompt,"
-                           " refs, parts, provider, created) VALUES (:job_id, :parent_id,"
-                           " :number, :prompt, :refs, :parts, :provider, :created)",
-                           turn.as_row())
+                _put_turn(db, turn)
+
+    def save_turn(self, turn: Exchange) -> None:
+        """Write a job's conversation turn again: when a hedge's race had both calls land,
+        the turn is the winner's, whose image the job shows (engine._race)."""
+        with self._transaction() as db:
+            _put_turn(db, turn)
 
     def turn_of(self, job_id: str) -> dict:
         """{"turn": n, "refines": parent id} for a job that refined another, else {}."""
@@ -444,6 +447,12 @@ def _try_acquire(lock: FileLock) -> bool:
     except Timeout:
         return False
     return True
+
+
+def _put_turn(db: sqlite3.Connection, turn: Exchange) -> None:
+    db.execute("INSERT OR REPLACE INTO turns (job_id, parent_id, number, prompt, refs, parts,"
+               " provider, created) VALUES (:job_id, :parent_id, :number, :prompt, :refs,"
+               " :parts, :provider, :created)", turn.as_row())
 
 
 def _exchange(row: dict) -> Exchange:

@@ -109,3 +109,34 @@ def test_a_hung_4k_call_is_hedged_with_4k_while_4k_is_healthy(home, make_sim):
     assert result.success and result.resolution == "4K" and not result.downgraded
     assert outcomes(result) == [("4K", "cancelled", "unknown"), ("4K", "ok", "yes")]
     assert [e["size"] for e in server.log] == ["4K", "4K"]
+
+
+def test_when_both_land_the_conversation_goes_on_from_the_image_shown(home, make_sim,
+                                                                       monkeypatch):
+    """With both calls landing, a refine continued from the hedge's picture, not the one shown."""
+    import threading
+
+    from nbp_jupyter import checks, store
+
+    both, main_kept = threading.Barrier(2, timeout=10), threading.Event()
+    check, end_attempt = checks.check, store.Store.end_attempt
+
+    def side_by_side(parsed, request, asked, model):
+        both.wait()  # the two answers are checked together...
+        if asked != "4K":
+            main_kept.wait(10)  # ...and the hedge's is kept after the main call's
+        return check(parsed, request, asked, model)
+
+    def kept(self, job_id, attempt, image_path=None, turn=None):
+        end_attempt(self, job_id, attempt, image_path, turn)
+        if turn is not None and attempt.resolution == "4K":
+            main_kept.set()
+    monkeypatch.setattr(checks, "check", side_by_side)
+    monkeypatch.setattr(store.Store, "end_attempt", kept)
+    server = make_sim(profile="ideal", time_scale=SCALE, script="ok:60s, ok:40s")
+    job = nbp.submit("a heron at dawn", size="4K", provider="gemini", base_url=server.url,
+                     api_key="test-key", time_scale=SCALE, hedge=20)
+    result = job.result(30)
+    assert [a.outcome for a in result.attempts] == ["ok", "ok"]  # the case under test
+    assert result.resolution == "4K"
+    assert nbp.conversation_of(job)[-1].image_path == str(result.image_path)
