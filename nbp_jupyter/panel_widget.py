@@ -372,6 +372,8 @@ class Panel:
             self.select(follow)
         elif follow is not None:
             self.message.value = _error(f"Refine {job.id} failed: {follow.error or job.status}")
+            if not self.refine_prompt.value.strip():  # the instruction back, to try again
+                self.refine_prompt.value = follow.prompt
         self._show_selection()
         self.refresh_footer()
         self.refresh_estimate()

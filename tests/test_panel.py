@@ -464,8 +464,8 @@ def test_the_strip_reads_the_ledger_on_the_ui_thread(panel, monkeypatch):
 
 
 def test_a_refine_that_fails_says_so_and_keeps_the_selection(panel):
-    """A refine the service refuses leaves the selected image and its strip as they were, and
-    says in the panel's error line that it failed and why."""
+    """A refine the service refuses leaves the selected image, its strip and the typed
+    instruction as they were, and says in the panel's error line that it failed and why."""
     first = _generate_and_select(panel)
     panel.sim.set_script("safety")
     panel.refine_prompt.value = "something the service refuses"
@@ -476,6 +476,7 @@ def test_a_refine_that_fails_says_so_and_keeps_the_selection(panel):
     assert f"Refine {job.id} failed" in panel.message.value and "\n" not in panel.message.value
     assert panel.selected.job_id == first.id and _strip(panel) == [(1, "a harbour at dusk")]
     assert not panel.refine.disabled and panel.refine.description == "Refine turn 1"
+    assert panel.refine_prompt.value == "something the service refuses"  # not lost
 
 
 def test_redrawing_the_strip_closes_its_old_widgets(panel):
