@@ -72,13 +72,15 @@ def load(store: Store, job_id: str, *, still_running: bool = False) -> Conversat
         user, model = exchange.turns()
         if not _signs(exchange):  # an edit through a gateway: what came before stays behind
             history, kept = [], []
-            restart = _read(next(p for p in model.parts if p.is_image), exchange, "image")
+            restart = _read(next(p for p in model.parts if p.is_image), exchange, "image",
+                            store.images)
             continue
         prompt, *refs = user.parts
         refs = [_reference(p, exchange) for p in refs]
         restart = None  # the turn after it sent that image as its first reference (kept)
         history.append(Turn("user", (prompt, *refs)))
-        history.append(Turn("model", tuple(_model_part(p, exchange) for p in model.parts)))
+        history.append(Turn("model", tuple(_model_part(p, exchange, store.images)
+                                            for p in model.parts)))
         kept.append(exchange)
     return Conversation(parent=job_id, turn=chain[-1].number + 1, history=tuple(history),
                         size=row["requested"], aspect=row["aspect"],
@@ -104,7 +106,7 @@ def check_service(conversation: Conversation, provider: str) -> None:
                                f"conversation with its image as a reference")
 
 
-def _model_part(part: Part, exchange: Exchange) -> Part:
+def _model_part(part: Part, exchange: Exchange, images: Path) -> Part:
     if not part.is_image:
         return part
     if not part.signature:
@@ -113,7 +115,7 @@ def _model_part(part: Part, exchange: Exchange) -> Part:
             f"signature, which provider {exchange.provider or 'unknown'} gave with it",
             hint="its turn in the ledger is damaged; refine another turn, or give the image "
                  "as a reference instead")
-    return _read(part, exchange, "image")
+    return _read(part, exchange, "image", images)
 
 
 def _reference(part: Part, exchange: Exchange) -> Part:
@@ -126,10 +128,17 @@ def _reference(part: Part, exchange: Exchange) -> Part:
     return Part(path=part.path, mime=found.mime, data=found.data)
 
 
-def _read(part: Part, exchange: Exchange, what: str) -> Part:
+def _read(part: Part, exchange: Exchange, what: str, images: Path) -> Part:
+    """A model turn's image, read only from the ledger's own images folder: a shared or
+    tampered ledger must not make a refine send some other local file to the service."""
+    path = Path(part.path or "")
     try:
-        data = Path(part.path or "").read_bytes()
-    except OSError:
+        if not path.resolve().is_relative_to(images.resolve()):
+            raise ConfigError(f"turn {exchange.number} (job {exchange.job_id}): its {what} "
+                              f"{part.path} is not in this ledger's images folder {images}",
+                              hint="refine a turn made here, or give the file as a reference")
+        data = path.read_bytes()
+    except (OSError, ValueError):
         raise _damaged(part, exchange, what) from None
     return Part(path=part.path, mime=part.mime, signature=part.signature, data=data)
 

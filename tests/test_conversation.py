@@ -132,6 +132,27 @@ def test_a_missing_signature_is_a_one_line_error_before_sending(home, simulator)
     assert first.result().image_path.is_file()
 
 
+def test_a_tampered_turn_cannot_send_a_file_from_outside_the_ledger(home, simulator,
+                                                                   tmp_path):
+    """A shared or edited ledger could make a refine upload any local file to the service."""
+    first = nbp.submit("a red fox", **_opts(simulator))
+    first.result()
+    secret = tmp_path / "not-an-output.png"
+    secret.write_bytes(first.result().image_path.read_bytes())  # a valid image, elsewhere
+    with sqlite3.connect(home / "ledger.sqlite") as db:
+        parts = json.loads(db.execute("SELECT parts FROM turns WHERE job_id=?",
+                                      (first.id,)).fetchone()[0])
+        for part in parts:
+            if "path" in part:
+                part["path"] = str(secret)
+        db.execute("UPDATE turns SET parts=? WHERE job_id=?", (json.dumps(parts), first.id))
+    sent = len(simulator.log)
+    with pytest.raises(ConfigError) as info:
+        nbp.refine(first.id, "darker", **_opts(simulator))
+    assert "not in this ledger's images folder" in info.value.one_line()
+    assert len(simulator.log) == sent
+
+
 def test_a_signature_the_service_never_issued_is_refused_by_it(home, simulator):
     """A simulator that took any signature would pass clients the real service refuses."""
     first = nbp.submit("a red fox", **_opts(simulator))
