@@ -317,7 +317,8 @@ class Engine:
                 run.unknown_cost += estimate
             attempt = Attempt(**common, outcome=exc.outcome, http_status=exc.http_status,
                               elapsed_s=took, billed=exc.billed, cost_usd=cost,
-                              detail=exc.one_line(), **_token_columns(exc.tokens))
+                              detail=_without_key(exc.one_line(), endpoint.api_key),
+                              **_token_columns(exc.tokens))
             run.attempts.append(attempt)
             run.history.append(pol.Past(decision.rung, exc.outcome, started, took,
                                         decision.timeout_s, exc.retry_after_s))
@@ -400,6 +401,12 @@ class Engine:
             parsed = type(parsed)(**{**parsed.__dict__, "data": data, "url": None})
         return await _finish_anyway(asyncio.to_thread(
             lambda: keep(checks.check(parsed, plan.request, resolution, model))))
+
+
+def _without_key(text: str, api_key: str | None) -> str:
+    """A service's error text with our key masked: the ledger keeps the text, and a gateway
+    that echoes the request's key in its message must not put the key there."""
+    return text.replace(api_key, "[your key]") if api_key and len(api_key) >= 4 else text
 
 
 def _real_s(service_s: float, scale: float) -> float:

@@ -97,3 +97,37 @@ def test_prompt_names_cannot_escape_home(home):
     result = nbp.generate("../../etc/passwd /tmp/x \\..\\", provider="sim", time_scale=0.001,
                           sim_profile="ideal")
     assert result.image_path.resolve().parent == (home / "images").resolve()
+
+
+def test_a_gateway_that_echoes_the_key_in_its_error_does_not_put_it_in_the_ledger(home):
+    """Some gateways quote the request back in a 400; the key would sit in the ledger."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    key = "sk-echoed-0123456789abcdef"
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["content-length"]))
+            body = json.dumps({"error": {"message": "invalid key: Bearer "
+                                         + self.headers["authorization"].split()[-1]}})
+            self.send_response(400)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Echo) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        result = nbp.generate("a fox", provider="openai", api_key=key, fallback=False,
+                              base_url=f"http://127.0.0.1:{server.server_port}", retries=0)
+        server.shutdown()
+    assert not result.success and "[your key]" in result.attempts[0].detail
+    assert key not in result.caption() and key not in result.attempts[0].detail
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db:
+        assert key not in " ".join(map(str, db.execute("SELECT * FROM attempts").fetchall()))
+        assert key not in " ".join(map(str, db.execute("SELECT * FROM jobs").fetchall()))
