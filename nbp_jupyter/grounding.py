@@ -5,6 +5,11 @@ The answer's `searchEntryPoint.renderedContent` is HTML and CSS from the service
 Google's terms want it shown unmodified beside the grounded result, so it goes, whole, into an
 `<iframe srcdoc>` whose sandbox allows neither scripts nor same-origin access: it looks as
 Google drew it, and nothing in it can run or reach the notebook.
+
+JupyterLab drops that frame from a notebook the user has not run (an untrusted one: its
+sanitizer allows no iframe), so the queries also go out as plain escaped links to Google's
+results, which the sanitizer keeps; a `<style>` (which the sanitizer drops) hides them beside
+the frame, so a trusted view shows the suggestion once (docs/facts.md, grounding).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 from .facts import SEARCH_QUERY_USD
 
@@ -21,6 +26,11 @@ TOOL = {"google_search": {}}
 # allow-scripts, no allow-same-origin, no top navigation.
 SANDBOX = "allow-popups allow-popups-to-escape-sandbox"
 ENTRY_HEIGHT_PX = 64  # Google's chip row; without scripts the frame cannot size itself
+# Only where our frame survived does it hide the links after it: a rule from another, trusted
+# output on the same page cannot hide the links of an untrusted one, which has no frame.
+HIDE_LINKS_BESIDE_FRAME = "iframe.nbp-search-entry+.nbp-search-links{display:none}"
+CHIP_STYLE = ("border:1px solid #dadce0;border-radius:16px;padding:2px 12px;margin:2px 4px;"
+              "display:inline-block;text-decoration:none")
 
 
 @dataclass(frozen=True)
@@ -94,15 +104,28 @@ def safe_url(uri: str) -> str | None:
     return uri.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
 
 
+def search_links_html(found: Grounding) -> str:
+    """The queries as escaped links to Google's results: the suggestion as JupyterLab's
+    sanitizer lets an untrusted notebook show it."""
+    chips = "".join(
+        f'<a href="https://www.google.com/search?q={html.escape(quote_plus(q), quote=True)}" '
+        f'target="_blank" rel="noopener noreferrer" style="{CHIP_STYLE}">{html.escape(q)}</a>'
+        for q in found.queries if q.strip())
+    return f'<div class="nbp-search-links">Google Search: {chips}</div>' if chips else ""
+
+
 def grounding_html(found: Grounding) -> str:
-    """The search suggestion in a sandboxed frame, then the sources as escaped links."""
+    """The search suggestion in a sandboxed frame and, for untrusted views, as plain links;
+    then the sources as escaped links."""
     out = []
     if found.entry_point:
         # <base target=_blank>: a chip opens Google in a new tab instead of inside the frame.
         doc = '<base target="_blank">' + found.entry_point
-        out.append(f'<iframe class="nbp-search-entry" sandbox="{SANDBOX}" '
+        out.append(f'<style>{HIDE_LINKS_BESIDE_FRAME}</style>'
+                   f'<iframe class="nbp-search-entry" sandbox="{SANDBOX}" '
                    f'referrerpolicy="no-referrer" srcdoc="{html.escape(doc, quote=True)}" '
-                   f'style="border:0;width:100%;height:{ENTRY_HEIGHT_PX}px"></iframe>')
+                   f'style="border:0;width:100%;height:{ENTRY_HEIGHT_PX}px"></iframe>'
+                   + search_links_html(found))
     links = []
     for source in found.sources:
         url = safe_url(source.uri)

@@ -92,13 +92,12 @@ def test_the_search_suggestion_is_sandboxed_and_the_links_are_safe(home, simulat
     assert "example.com" in display.result_text(result)
 
 
-def test_grounding_is_shown_in_a_saved_notebook(tmp_path, monkeypatch):
-    """A grounded image saved without its search suggestion breaks Google's terms, and a
-    saved one with a live script would run it on every open."""
+def saved_grounded_notebook(folder, monkeypatch):
+    """Run `%%nbp --search` in a real kernel (keyless simulator) and save it: its path."""
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "NBP_API_KEY",
                 "NBP_PROVIDER", "NBP_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NBP_HOME", str(folder / "home"))
     monkeypatch.setenv("NBP_TIME_SCALE", "0.002")
     # the keyless simulator draws a random seed; its 2 % safety blocks are not this test's subject
     monkeypatch.setenv("NBP_SIM_PROFILE", "ideal")
@@ -107,9 +106,15 @@ def test_grounding_is_shown_in_a_saved_notebook(tmp_path, monkeypatch):
         nbformat.v4.new_code_cell(f"%%nbp --search --wait\n{PROMPT}"),
     ])
     NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    nbformat.write(nb, tmp_path / "grounded.ipynb")
-    saved = nbformat.read(tmp_path / "grounded.ipynb", as_version=4)
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    nbformat.write(nb, folder / "grounded.ipynb")
+    return folder / "grounded.ipynb"
+
+
+def test_grounding_is_shown_in_a_saved_notebook(tmp_path, monkeypatch):
+    """A grounded image saved without its search suggestion breaks Google's terms, and a
+    saved one with a live script would run it on every open."""
+    saved = nbformat.read(saved_grounded_notebook(tmp_path, monkeypatch), as_version=4)
     outs = saved.cells[1].outputs
     assert not [o for o in outs if o.output_type == "error"]
     page = "".join(o.get("data", {}).get("text/html", "") for o in outs)
@@ -173,3 +178,15 @@ def test_a_grounded_results_repr_carries_its_search_suggestion(home, simulator):
     assert grounded["text/html"].startswith('<img src="data:image/jpeg;base64,')
     plain, _ = _run(simulator)._repr_mimebundle_()
     assert "text/html" not in plain  # an ungrounded image stays a plain image output
+
+
+def test_the_untrusted_view_links_escape_the_queries():
+    """A query from the service could put its own markup into the notebook through the plain
+    links an untrusted view shows."""
+    found = grounding.Grounding(('<img src=x onerror="alert(1)"> & "more"', ""), (), "<b>G</b>")
+    page = grounding.grounding_html(found)
+    links = page[page.index('class="nbp-search-links"'):]
+    assert "<img" not in links and links.count("<a ") == 1  # the empty query gets no link
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &quot;more&quot;" in links
+    assert ('href="https://www.google.com/search?q=%3Cimg+src%3Dx+onerror%3D%22alert%281%29'
+            '%22%3E+%26+%22more%22"') in links
