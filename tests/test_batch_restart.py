@@ -3,6 +3,7 @@ image exactly once (a real kernel, a real kill)."""
 
 from __future__ import annotations
 
+from contextlib import closing
 import sqlite3
 import time
 
@@ -15,7 +16,7 @@ def _collected(home) -> tuple[str | None, int]:
     path = home / "ledger.sqlite"
     if not path.exists():
         return None, 0
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         try:
             state = db.execute("SELECT state FROM batches").fetchone()
             count = db.execute("SELECT COUNT(*) FROM batch_lines WHERE job_id IS NOT NULL"
@@ -66,7 +67,7 @@ def test_kernel_killed_mid_download_finishes_after_restart_with_every_image_once
         kernel.close()
     images = sorted(p.name for p in (home / "images" / "batches").rglob("*.png"))
     assert len(images) == 8 and len({name.split("-")[0] for name in images}) == 8
-    with sqlite3.connect(home / "ledger.sqlite") as db:
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db, db:
         jobs = db.execute("SELECT COUNT(*), COUNT(DISTINCT image_path) FROM jobs").fetchone()
     db.close()
     assert jobs == (8, 8)

@@ -3,6 +3,7 @@ ledger with their thought signatures, sent back as received, checked before send
 
 from __future__ import annotations
 
+from contextlib import closing
 import base64
 import json
 import sqlite3
@@ -107,7 +108,7 @@ def test_a_missing_image_is_a_one_line_error_and_nothing_is_sent(home, simulator
 
 
 def _drop_signature(home, job_id: str, replacement: str | None = None) -> None:
-    with sqlite3.connect(home / "ledger.sqlite") as db:
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db, db:
         parts = json.loads(db.execute("SELECT parts FROM turns WHERE job_id=?",
                                       (job_id,)).fetchone()[0])
         for part in parts:
@@ -139,7 +140,7 @@ def test_a_tampered_turn_cannot_send_a_file_from_outside_the_ledger(home, simula
     first.result()
     secret = tmp_path / "not-an-output.png"
     secret.write_bytes(first.result().image_path.read_bytes())  # a valid image, elsewhere
-    with sqlite3.connect(home / "ledger.sqlite") as db:
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db, db:
         parts = json.loads(db.execute("SELECT parts FROM turns WHERE job_id=?",
                                       (first.id,)).fetchone()[0])
         for part in parts:
@@ -297,7 +298,7 @@ def test_a_request_over_the_inline_limit_is_refused_with_the_way_out():
 def test_a_ledger_from_before_conversations_gets_its_table(home, simulator):
     """Opening an older ledger would crash, or a refine of its jobs would send garbage."""
     home.mkdir(parents=True)
-    with sqlite3.connect(home / "ledger.sqlite") as db:
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db, db:
         db.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, session TEXT, pid INTEGER,"
                    " created REAL, finished REAL, prompt TEXT, requested TEXT, aspect TEXT,"
                    " model TEXT, provider TEXT, status TEXT, resolution TEXT, width INTEGER,"
@@ -353,7 +354,7 @@ def test_a_damaged_turn_row_is_a_one_line_error_and_loses_nothing(home, simulato
     first.result()
     second = first.refine("darker", **_opts(simulator))
     kept = second.result().image_path
-    with sqlite3.connect(home / "ledger.sqlite") as db:
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db, db:
         db.execute("UPDATE turns SET parts=? WHERE job_id=?", (damage, first.id))
     sent = len(simulator.log)
     for call in (lambda: second.refine("from above", **_opts(simulator)),
@@ -390,7 +391,7 @@ def test_a_loop_of_parents_in_the_ledger_is_one_line_and_short(home, simulator):
     assert first.result().success
     second = first.refine("darker", **_opts(simulator))
     assert second.result().success
-    with sqlite3.connect(home / "ledger.sqlite") as db:
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db, db:
         db.execute("UPDATE turns SET parent_id=? WHERE job_id=?", (second.id, first.id))
     assert [t.job_id for t in nbp.conversation_of(second)] == [first.id, second.id]
     with pytest.raises(ConfigError, match="is cut") as info:

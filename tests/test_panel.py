@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 import time
 
 import pytest
@@ -36,6 +37,10 @@ def panel(home, make_sim):
     yield p
     from nbp_jupyter import jobs
     jobs.reset_session()  # before the simulator stops: no connection left open to it
+    # The cancelled jobs' last events reach the panel on the UI thread after the reset, and
+    # its ledger reads there open the next session's store: close that one too.
+    ui.flush()
+    jobs.reset_session()
 
 
 def test_generate_twice_without_blocking_then_both_in_the_gallery(panel):
@@ -500,7 +505,7 @@ def test_selecting_an_image_whose_turn_is_damaged_says_so_and_refines_nothing(pa
 
     first = _generate_and_select(panel)
     second = _generate_and_select(panel, "a lighthouse at noon")
-    with sqlite3.connect(home / "ledger.sqlite") as db:
+    with closing(sqlite3.connect(home / "ledger.sqlite")) as db, db:
         db.execute("UPDATE turns SET parts='{cut' WHERE job_id=?", (second.id,))
     on_ui(panel.select, panel.tiles[first.id].result)
     on_ui(panel.select, panel.tiles[second.id].result)
