@@ -233,6 +233,9 @@ def test_clicked_button_shows_its_job_until_it_ends_and_order_is_newest_first(pa
     for prompt in ("first", "second"):
         panel.prompt.value = prompt
         jobs += on_ui(panel.click)
+        # requests are built off the loop, so two clicks may reach the simulator in either
+        # order: the second waits until the first was received (and took the slow answer)
+        wait_for(lambda: len(panel.sim.log) == len(jobs))
     jobs[0].result(30), jobs[1].result(30)
     assert jobs[0].result().elapsed_s > jobs[1].result().elapsed_s
     wait_for(lambda: len(panel.gallery.children) == 2)
