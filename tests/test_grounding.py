@@ -18,6 +18,7 @@ from nbp_jupyter.errors import ConfigError
 from nbp_jupyter.facts import SEARCH_QUERY_USD
 from nbp_jupyter.providers import gemini
 from nbp_jupyter.sim.wire import SIM_TEXT
+from tests.test_notebooks import keyless
 
 PROMPT = "the Eiffel tower at dusk as a travel poster"
 
@@ -94,13 +95,7 @@ def test_the_search_suggestion_is_sandboxed_and_the_links_are_safe(home, simulat
 
 def saved_grounded_notebook(folder, monkeypatch):
     """Run `%%nbp --search` in a real kernel (keyless simulator) and save it: its path."""
-    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "NBP_API_KEY",
-                "NBP_PROVIDER", "NBP_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NBP_HOME", str(folder / "home"))
-    monkeypatch.setenv("NBP_TIME_SCALE", "0.002")
-    # the keyless simulator draws a random seed; its 2 % safety blocks are not this test's subject
-    monkeypatch.setenv("NBP_SIM_PROFILE", "ideal")
+    keyless(folder, monkeypatch, profile="ideal")
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("%load_ext nbp_jupyter"),
         nbformat.v4.new_code_cell(f"%%nbp --search --wait\n{PROMPT}"),

@@ -7,16 +7,12 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.util import run_sync
 
-from .test_notebooks import NOTEBOOKS, assert_no_errors, html_of, outputs
+from .test_notebooks import NOTEBOOKS, assert_no_errors, html_of, keyless, outputs
 
 
 def test_batch_tutorial_creates_restarts_and_collects(tmp_path, monkeypatch):
     """Create a batch, restart the kernel, collect every line: the saved file shows it."""
-    for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "NBP_API_KEY",
-                "NBP_PROVIDER", "NBP_BASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NBP_TIME_SCALE", "0.002")
+    keyless(tmp_path, monkeypatch)
     monkeypatch.setenv("NBP_WAIT", "0")  # the batch cell returns at once, as it does for a reader
     nb = nbformat.read(NOTEBOOKS / "04_batch.ipynb", as_version=4)
     client = NotebookClient(nb, timeout=120, kernel_name="python3",

@@ -11,18 +11,24 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-def execute(name: str, tmp_path: Path, monkeypatch,
-            profile: str | None = None) -> nbformat.NotebookNode:
-    """Run a notebook headless against the keyless simulator. Its seed is random, so a
-    notebook about something other than failures runs with `profile="ideal"`: a 2 % safety
-    block in "typical" would end a tutorial's job without an image now and then."""
+def keyless(folder: Path, monkeypatch, profile: str | None = None) -> None:
+    """The environment of a headless run against the keyless simulator: no keys, a home in
+    `folder`, a fast clock. Its seed is random, so a run about something other than failures
+    takes `profile="ideal"`: a 2 % safety block in "typical" would end a tutorial's job
+    without an image now and then."""
     for var in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "NBP_API_KEY",
                 "NBP_PROVIDER", "NBP_BASE_URL", "NBP_WAIT", "NBP_SIM_PROFILE"):
         monkeypatch.delenv(var, raising=False)
     if profile:
         monkeypatch.setenv("NBP_SIM_PROFILE", profile)
-    monkeypatch.setenv("NBP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NBP_HOME", str(folder / "home"))
     monkeypatch.setenv("NBP_TIME_SCALE", "0.002")
+
+
+def execute(name: str, tmp_path: Path, monkeypatch,
+            profile: str | None = None) -> nbformat.NotebookNode:
+    """Run a shipped notebook headless against the keyless simulator (see `keyless`)."""
+    keyless(tmp_path, monkeypatch, profile)
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
