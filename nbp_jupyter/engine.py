@@ -31,8 +31,9 @@ from .slots import Slots
 from .store import Store
 from .types import Attempt, GenerationResult, Request
 
-# Split timeouts (docs/facts.md "The seed articles' client policy"): connect 10 s, write 30 s (a request with 14 reference images is
-# up to 20 MB), pool 10 s; read is the attempt's own timeout from the policy.
+# Split timeouts (docs/facts.md "The seed articles' client policy"): connect 10 s, write
+# 30 s (a request with 14 reference images is up to 20 MB), pool 10 s; read is the
+# attempt's own timeout from the policy.
 CONNECT_S, WRITE_S, POOL_S = 10.0, 30.0, 10.0
 # Learned timeouts and hedge points move slowly: no need to query the ledger per attempt.
 LEARN_TTL_S = 2.0
@@ -56,8 +57,8 @@ _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nbp-decode")
 WRITE_BATCH = 2 << 20  # a 1K answer's image (~1 MB) is written once, with its check
 REFUSED_FOLDER = "refused"  # under images/: paid for, not delivered
 USER_AGENT = f"nbp-jupyter/{__version__}"
-# TCP keepalive so idle NATs and load balancers (60-100 s idle cut, docs/facts.md "Networks") see traffic
-# during a silent 4K call: first probe after 30 s, then every 15 s.
+# TCP keepalive so idle NATs and load balancers (60-100 s idle cut, docs/facts.md
+# "Networks") see traffic during a silent 4K call: first probe after 30 s, then every 15 s.
 KEEPALIVE = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)] + [
     (socket.IPPROTO_TCP, getattr(socket, name), value)
     for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4))

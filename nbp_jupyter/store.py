@@ -218,7 +218,8 @@ class Store:
                 " input_text_tokens=:input_text_tokens, input_image_tokens=:input_image_tokens,"
                 " output_image_tokens=:output_image_tokens,"
                 " output_text_tokens=:output_text_tokens, thought_tokens=:thought_tokens,"
-                " search_queries=:search_queries WHERE job_id=:job_id AND number=:number", {**row, "job_id": job_id})
+                " search_queries=:search_queries WHERE job_id=:job_id AND number=:number",
+                {**row, "job_id": job_id})
             db.execute("UPDATE jobs SET attempts=? WHERE id=?", (attempt.number, job_id))
             if image_path is not None:
                 db.execute(

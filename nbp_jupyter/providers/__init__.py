@@ -6,10 +6,9 @@ Each wire is a module that satisfies `Wire`; `for_wire` is the one place that pi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
-
 from dataclasses import replace
 from pathlib import PurePath
+from typing import Protocol
 
 import httpx
 

@@ -4,7 +4,8 @@
         ...  # point a client at sim.url
 
 It speaks the Gemini `generateContent` and the OpenAI-compatible `/v1/images/generations`
-wire formats (docs/facts.md "Answers on the wire"), with latency and failures modelled on the published figures.
+wire formats (docs/facts.md "Answers on the wire"), with latency and failures modelled on
+the published figures.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A flat palette image encodes a 4K PNG in ~20 ms and a few KB, which keeps tests fast.
 `realistic=True` fills most of the frame with cached noise so that a 4K body weighs what
-a real one does (10-25 MB: docs/facts.md "Answers on the wire"), for memory and throughput benchmarks.
+a real one does (10-25 MB: docs/facts.md "Answers on the wire"), for memory and throughput
+benchmarks.
 """
 
 from __future__ import annotations
