@@ -62,16 +62,18 @@ def policies(deadline: float) -> dict[str, RetryPolicy]:
                              wait_initial=dict(facts.SEED_FIRST_WAIT_S),
                              wait_jitter=0.0, wait_max=1e9, max_server_wait=1e9,
                              step_down_on_slow_failure=False, learn_timeouts=False,
-                             timeout_margin=None, breaker_failures=None),
+                             timeout_margin=None, breaker_failures=None,
+                             quick_extra_tries=0),
         # openai-python's defaults: 2 retries, min(0.5 * 2^n, 8) s + jitter, 600 s timeout
         "sdk-style": RetryPolicy(ladder=(Rung("4K"),), attempts={r: 3 for r in ALL},
                                  timeouts={r: 600.0 for r in ALL}, wait_initial=0.5,
                                  wait_max=8.0, wait_jitter=0.25, max_server_wait=60.0,
                                  learn_timeouts=False, timeout_margin=None,
-                                 breaker_failures=None),
+                                 breaker_failures=None, quick_extra_tries=0),
         "no retries": RetryPolicy(ladder=(Rung("4K"),), attempts={r: 1 for r in ALL},
                                   timeouts={r: 600.0 for r in ALL}, learn_timeouts=False,
-                                  timeout_margin=None, breaker_failures=None),
+                                  timeout_margin=None, breaker_failures=None,
+                                  quick_extra_tries=0),
     }
 
 

@@ -110,6 +110,7 @@ def _policy(size: str, options: Options, hedge: bool | float) -> RetryPolicy:
         kw["learn_hedge"] = False
     if options.retries is not None:
         kw["attempts"] = {r: options.retries + 1 for r in sizes.RESOLUTIONS}
+        kw["quick_extra_tries"] = 0  # the user's count is kept as given
     if options.timeout is not None:  # the user's number is kept as given, never tightened
         kw["timeouts"] = {r: float(options.timeout) for r in sizes.RESOLUTIONS}
         kw["learn_timeouts"] = False

@@ -91,8 +91,9 @@ class NbpMagics(Magics):
     @argument("--model", "-m", help="model name (default NBP_MODEL or gemini-3-pro-image-preview)")
     @argument("--provider", "-p", help="gemini, openai or sim (default: by which key is set)")
     @argument("--timeout", type=float, help="seconds per attempt (default: the size's P99 at "
-              "the pace calls run now, 4K 250 s when healthy, up to 660)")
-    @argument("--retries", type=int, help="extra tries at each size (default 4K 2, 2K 1, 1K 2)")
+              "the pace calls run now, 4K 200 s when healthy, up to 660)")
+    @argument("--retries", type=int, help="extra tries at each size (default 4K 2, 2K 1, 1K 2, "
+              "and one more at the size asked when at most one failure took long)")
     @argument("--fallback", help="sizes, models or providers to fall back to, e.g. '2K,1K' or "
               "'2K,openai:2K' (default: every smaller size)")
     @argument("--no-fallback", action="store_true", help="never fall back to a smaller size")

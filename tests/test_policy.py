@@ -9,8 +9,8 @@ from nbp_jupyter.policy import (BREAKER_COOLDOWN_S, BREAKER_FAILURES, DEFAULT_TI
                                 RetryPolicy, Rung, Seen, Stop, Try, build_ladder, decide, hedge,
                                 regime)
 
-CUT_4K = 250.0  # the published 4K P99, at the published pace
-CUT_2K = 180.0
+CUT_4K = 200.0  # 0.8 x the published 4K P99 (250 s), at the published pace
+CUT_2K = 144.0  # 0.8 x 180 s
 KNOWN = Regime(pace=1.0)  # the session's successes run at the published speed
 
 
@@ -23,8 +23,9 @@ def fail(rung, outcome, elapsed=2.0, timeout=660.0, retry=None, started=0.0):
 
 
 def test_attempts_are_cut_at_the_published_p99_once_the_pace_is_known():
-    """A 4K call gets 250 s when the session's calls run at the published speed (time for 99 %
-    of healthy calls, not the server's 600 s limit); 500 s before anything was seen."""
+    """A 4K call gets 200 s when the session's calls run at the published speed (past the
+    P95 of healthy calls, well short of the server's 600 s limit); 400 s before anything was
+    seen."""
     assert decide(policy(), [], now=0.0, regime=KNOWN) == Try(0, 0.0, CUT_4K, "first attempt")
     assert decide(policy(), [], now=0.0).timeout_s == 2 * CUT_4K
     assert decide(policy(timeout_margin=None), [], now=0.0).timeout_s == DEFAULT_TIMEOUTS["4K"]
@@ -127,15 +128,32 @@ def test_without_fallback_a_timeout_is_retried_at_the_same_size():
 
 
 def test_exhausted_rung_steps_down_then_gives_up():
-    """3 fast failures at 4K → 2K; 2 at 2K → 1K; 3 at 1K → stop."""
+    """4 quick failures at 4K → 2K (3 if two were slow); 2 at 2K → 1K; 3 at 1K → stop."""
     p = policy()
     h = [fail(0, "overloaded")] * 3
-    assert decide(p, h, now=10).rung == 1
+    assert decide(p, h, now=10).rung == 0  # three quick 503s: one more 4K try
+    h += [fail(0, "overloaded")]
+    assert decide(p, h, now=12).rung == 1
     h += [fail(1, "overloaded")] * 2
     assert decide(p, h, now=20).rung == 2
     h += [fail(2, "overloaded")] * 3
     stop = decide(p, h, now=30)
     assert isinstance(stop, Stop) and "gave up" in stop.reason
+
+
+def test_a_quick_extra_try_only_at_the_size_asked_and_only_when_asked_for():
+    """The fourth 4K try is for a job with at most one slow failure there; two slow ones,
+    quick_extra_tries=0 (what retries=N sets) and a smaller rung get no extra try."""
+    cut = fail(0, "timeout", elapsed=CUT_4K, timeout=CUT_4K)
+    late_500 = fail(0, "server_error", elapsed=CUT_4K * 0.6, timeout=CUT_4K)
+    one_slow = [cut, fail(0, "overloaded"), fail(0, "overloaded")]
+    assert decide(policy(), one_slow, now=CUT_4K + 10, regime=KNOWN).rung == 0
+    assert decide(policy(quick_extra_tries=0), one_slow, now=CUT_4K + 10,
+                  regime=KNOWN).rung == 1
+    two_slow = [cut, late_500, fail(0, "overloaded")]
+    assert decide(policy(), two_slow, now=2 * CUT_4K, regime=KNOWN).rung == 1
+    at_2k = [fail(0, "overloaded")] * 4 + [fail(1, "overloaded")] * 2
+    assert decide(policy(), at_2k, now=20).rung == 2
 
 
 @pytest.mark.parametrize("outcome", ["blocked", "auth", "bad_request", "cancelled"])
@@ -278,7 +296,7 @@ def test_a_slow_endpoint_is_hedged_later_never_earlier():
     assert learned_hedge("4K", [400.0] * 19) is None
     assert learned_hedge("4K", [100.0] * 30) == HEDGE_AFTER["4K"]
     assert learned_hedge("4K", [300.0] * 29 + [420.0]) == 420.0
-    p, slow = policy(hedge_after=HEDGE_AFTER), Regime(pace=2.0)  # the cut moves out to 600 s
+    p, slow = policy(hedge_after=HEDGE_AFTER), Regime(pace=2.5)  # the cut moves out to 500 s
     main = decide(p, [], now=0.0, regime=slow)
     assert hedge(p, main, 0.0, learned_hedge={"4K": 420.0}, regime=slow).wait_s == 420.0
     assert hedge(p, main, 0.0, learned_hedge={"4K": 700.0}, regime=slow) is None  # past the cut
