@@ -15,6 +15,7 @@ second slot and races its main attempt; the first image wins, the loser is unkno
     python benchmarks/policy_search.py --search         # the grid, judged in every world
     python benchmarks/policy_search.py --frontier slow  # what any setting can do in one world
     python benchmarks/policy_search.py --hedges         # which hedge pays, if any
+    python benchmarks/policy_search.py --steps          # session 5's changes, one at a time
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def grid():
     length and cooldown, patience, and whether a retry after a cut waits longer."""
     base = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
     for margin, unseen, tries, breaker, cooldown, patience, escalate in itertools.product(
-            (1.0, 1.2), (1.0, 2.0), (3, 4), (5, 6, 8), (120.0, 180.0), (300.0, 600.0),
+            (0.8, 1.0), (1.5, 2.0), (3, 4), (6, 8, 10), (120.0, 180.0), (300.0, 600.0),
             (False, True)):
         yield (f"margin {margin} unseen {unseen} tries {tries} breaker {breaker} "
                f"cooldown {cooldown:.0f} patience {patience:.0f} escalate {escalate}",
@@ -295,6 +296,23 @@ def hedges(worlds, requests: int, concurrency: int) -> None:
              evaluate(candidate, worlds, seeds, requests, concurrency, slots))
 
 
+def steps(worlds, requests: int, concurrency: int, seeds) -> None:
+    """The defaults before session 5 and each of its changes added in turn: the cut at
+    0.8 x P99, a fourth try at the size asked after quick failures, a breaker of ten."""
+    now = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
+    before = replace(now, timeout_margin=1.0, quick_extra_tries=0, breaker_failures=6)
+    for name, candidate in (
+            ("before: cut at P99, 3 tries at 4K, breaker of 6", before),
+            ("+ cut at 0.8 x P99", replace(before, timeout_margin=now.timeout_margin)),
+            ("+ a fourth try after quick failures",
+             replace(before, timeout_margin=now.timeout_margin,
+                     quick_extra_tries=now.quick_extra_tries)),
+            ("+ breaker of 10: the defaults", now),
+            ("the defaults + hedge=True", replace(now, hedge_after=dict(pol.SAME_SIZE_HEDGE_AFTER),
+                                                  hedge_same_size=True))):
+        show(name, evaluate(candidate, worlds, seeds, requests, concurrency))
+
+
 def show(name: str, result: dict[str, dict], out=sys.stdout) -> str:
     """One line per setting: per world, delivered ratio, 4K points, P95 and cost ratios."""
     cells = "  ".join(f"{w} d{r['delivered']:.2f} 4K{r['at4K']:+.0f} P95 {r['P95']:.2f} "
@@ -311,6 +329,8 @@ def main(argv=None) -> int:
                    help="the best P95 any setting reaches in one world, within the goals or not")
     p.add_argument("--hedges", action="store_true",
                    help="compare hedges (when, which size, which slot) with none, seeds 1-10")
+    p.add_argument("--steps", action="store_true",
+                   help="session 5's changes one at a time (seeds 1-10, or 1-30 below 100 jobs)")
     p.add_argument("--world", default=",".join(WORLDS))
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--concurrency", type=int, default=20)
@@ -320,6 +340,10 @@ def main(argv=None) -> int:
         frontier(args.frontier, args.requests, args.concurrency)
         return 0
     ours = pol.RetryPolicy(ladder=pol.build_ladder("4K", True))
+    if args.steps:
+        steps(worlds, args.requests, args.concurrency,
+              tuple(range(1, 11 if args.requests >= 100 else 31)))
+        return 0
     if args.hedges:
         hedges(worlds, args.requests, args.concurrency)
         return 0
