@@ -63,8 +63,8 @@ SAME_SIZE_HEDGE_AFTER: dict[str, float] = {r: q.p95 for r, q in facts.LATENCY.it
 # run at the published speed, between the P95 of 170 s and the P99 of 250 s): a few percent of
 # healthy calls are cut, and retried at the same size, while every hung call costs 200 s
 # instead of 660. Among 4K calls still out at 200 s, hangs outnumber healthy ones about ten
-# to one (docs/facts.md "Latency and success"; "Worlds the policy is measured in" for how
-# this was chosen: 0.8 beat 1.0 in every world, 0.7 began to give 4K images away). Before the
+# to one (docs/facts.md "Latency and success"; benchmarks/README.md for how this was
+# chosen: 0.8 beat 1.0 in every world, 0.7 began to give 4K images away). Before the
 # session has seen a success the pace is taken as UNSEEN_PACE (4K: 400 s), as slow services
 # are not rare.
 TIMEOUT_MARGIN = 0.8

@@ -88,6 +88,16 @@ def test_a_wave_of_failures_opens_the_size_for_every_job():
     assert regime(_wave(), 1010.0, policy(breaker_failures=None)).failing == {}
 
 
+def test_a_run_of_failures_that_peak_hours_give_by_chance_is_no_wave():
+    """Peak hours (4K succeeds about 30 %, independently): the six or eight failures in a row
+    that happen there by chance do not hold every job back; a wave's longer run does."""
+    for n in (6, 8):
+        mixed = _wave(n, outcome="overloaded")[:n // 2] + _wave(n)[n // 2:]
+        assert regime(mixed, now=1010.0).failing == {}
+    wave = [Seen("4K", "ok", 980.0, 120.0)] + _wave(12, outcome="overloaded")
+    assert regime(wave, now=1010.0).failing == {"4K": pytest.approx(BREAKER_COOLDOWN_S - 10)}
+
+
 def test_in_a_wave_a_failed_job_steps_down_and_a_new_one_waits_to_probe():
     """Overload waves: a job that already waited steps down to 2K at once; a fresh job holds
     its 4K request until the breaker half-opens, then probes 4K."""
