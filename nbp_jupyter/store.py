@@ -138,6 +138,7 @@ class Store:
         if not self.path.exists():  # owner-only: prompts and spending are private
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._lock = threading.Lock()
+        self._naming = threading.Lock()
         # Held for the life of this session. Liveness is "is this lock held", not "is there
         # a process with that PID": PIDs repeat across container restarts, and a PID says
         # nothing about a kernel on another host sharing this folder.
@@ -284,16 +285,25 @@ class Store:
         # (WAL, synchronous=NORMAL) this survives a crashed process, not a power cut.
         with open(tmp, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
-        return path
+        return self._place(tmp, path)
 
     def adopt_image(self, job_id: str, prompt: str, resolution: str, part: Path,
                     ext: str = "png", folder: str | None = None) -> Path:
         """Rename a complete, checked '.part' file under home/images (an answer streamed
         there, answer_stream.py) into place, named as save_image names images."""
-        path = self._image_path(job_id, prompt, resolution, ext, folder)
-        os.replace(part, path)
-        return path
+        return self._place(part, self._image_path(job_id, prompt, resolution, ext, folder))
+
+    def _place(self, source: Path, path: Path) -> Path:
+        """Rename `source` to `path`, or to `path` with -2, -3... if an image has that name:
+        two images of one job at one size within a second (both calls of a hedge, retries
+        each refused and kept) are each paid for, and each keeps its file."""
+        with self._naming:  # the decode pool's two threads may place images at once
+            free, number = path, 1
+            while free.exists():
+                number += 1
+                free = path.with_name(f"{path.stem}-{number}{path.suffix}")
+            os.replace(source, free)
+        return free
 
     def sweep_parts(self, older_than_s: float = PART_STALE_S) -> int:
         """Delete '.part' files nobody has written to for a while: what a killed kernel left
@@ -419,7 +429,7 @@ class Store:
         row = self._db.execute("SELECT image_path FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row and row[0] and os.path.isfile(row[0]):
             return row[0]
-        # save_image names files '<stamp>-<job id>-<slug>-<size>.<ext>'; '.part' files start with '.'
+        # images are named '<stamp>-<job id>-<slug>-<size>[-N].<ext>'; '.part' files start with '.'
         found = sorted(p for p in self.images.glob(f"*-{job_id}-*")
                        if not p.name.startswith(".") and p.name.split("-")[2:3] == [job_id])
         return str(found[0]) if found else None

@@ -91,6 +91,23 @@ def test_a_half_written_file_is_never_an_image(tmp_path):
         assert not list(store.images.glob("*job1*.part"))
 
 
+def test_two_images_of_one_job_at_one_size_each_keep_their_file(tmp_path):
+    """Two paid images of one job and size in one second (a hedge's two calls, two refused
+    answers) are both on disk: the second does not overwrite the first."""
+    with Store(tmp_path) as store:
+        for _ in range(5):  # names carry the second: again if a second passed in between
+            paths = []
+            for data in (b"first", b"second"):
+                part = store.images / f".incoming-{data.decode()}.part"
+                part.write_bytes(data)
+                paths.append(store.adopt_image("001abc", "a kite", "1K", part))
+            paths.append(store.save_image("001abc", "a kite", "1K", b"third"))
+            if len({path.name[:15] for path in paths}) == 1:
+                break
+        assert [path.read_bytes() for path in paths] == [b"first", b"second", b"third"]
+        assert len(set(paths)) == 3 and not list(store.images.glob(".*"))
+
+
 def _dead_pid() -> int:
     child = subprocess.Popen(["true"])
     child.wait()
