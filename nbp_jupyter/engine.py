@@ -106,6 +106,18 @@ class _Run:
         return self._numbers
 
 
+class _Sending:
+    """Whether an attempt's request may have reached the service: not while it is built, waits
+    for a connection or connects; from the first byte of its headers on (httpx's "trace"
+    request extension, <https://www.python-httpx.org/advanced/extensions/>)."""
+
+    began = False
+
+    async def trace(self, event: str, info: dict) -> None:
+        if event.endswith("send_request_headers.started"):
+            self.began = True
+
+
 class Engine:
     def __init__(self, store_for: Callable[[Settings], Store]):
         self._store_for = store_for
@@ -287,11 +299,11 @@ class Engine:
         tries = sum(1 for p in run.history if p.rung == decision.rung) + 1
         estimate = pricing.image_price(model, rung.resolution)
         started = run.now()
-        await asyncio.to_thread(store.begin_attempt, plan.job_id, number, rung.resolution,
-                                model, endpoint.provider, decision.wait_s, estimate)
-        run.emit(AttemptStarted(plan.job_id, number, rung.resolution, model, decision.timeout_s,
-                                tries, plan.policy.attempts.get(rung.resolution, 1)))
-        began = time.monotonic()  # the loop's clock too; read here from a worker thread
+        # written whole even if a cancel comes meanwhile: the cancel's outcome goes after it
+        row = asyncio.ensure_future(asyncio.to_thread(
+            store.begin_attempt, plan.job_id, number, rung.resolution, model, endpoint.provider,
+            decision.wait_s, estimate))
+        began = time.monotonic()  # again once the row is written
         common = dict(number=number, resolution=rung.resolution, model=model,
                       provider=endpoint.provider, waited_s=decision.wait_s)
 
@@ -306,9 +318,15 @@ class Engine:
             got.kept = _keep(store, plan.job_id, plan.request, got, attempt)
             return got, attempt
 
+        sending = _Sending()
         try:
+            await asyncio.shield(row)
+            run.emit(AttemptStarted(plan.job_id, number, rung.resolution, model,
+                                    decision.timeout_s, tries,
+                                    plan.policy.attempts.get(rung.resolution, 1)))
+            began = time.monotonic()  # the loop's clock too; read in keep() by a worker thread
             got, attempt = await self._attempt(plan, store, endpoint, url, rung.resolution,
-                                               model, decision.timeout_s, keep)
+                                               model, decision.timeout_s, keep, sending)
         except AttemptError as exc:
             took = (time.monotonic() - began) / scale
             exc = _at_our_deadline(exc, took, decision.timeout_s)
@@ -327,13 +345,22 @@ class Engine:
             await asyncio.to_thread(store.end_attempt, plan.job_id, attempt)
             run.emit(AttemptFailed(plan.job_id, attempt, exc.hint, exc.gateway_retried))
             return None
-        except asyncio.CancelledError:  # the request was out: it may still be made and billed
-            run.unknown_cost += estimate
+        except asyncio.CancelledError:
+            # A request that was out may still be made and billed; one stopped while it was
+            # built or connected never reached the service (docs/facts.md "Prices and tokens").
+            out = sending.began
+            if out:
+                run.unknown_cost += estimate
             attempt = Attempt(**common, outcome="cancelled", http_status=None,
-                              elapsed_s=(time.monotonic() - began) / scale, billed="unknown",
-                              cost_usd=0.0, detail=self._cancelled_detail(run))
+                              elapsed_s=(time.monotonic() - began) / scale,
+                              billed="unknown" if out else "no", cost_usd=0.0,
+                              detail=self._cancelled_detail(run, out))
             run.attempts.append(attempt)
-            await _finish_anyway(asyncio.to_thread(store.end_attempt, plan.job_id, attempt))
+
+            async def record() -> None:
+                await asyncio.gather(row, return_exceptions=True)  # its row, then its outcome
+                await asyncio.to_thread(store.end_attempt, plan.job_id, attempt)
+            await _finish_anyway(record())
             raise
         run.attempts.append(attempt)  # its ledger row was written with the image (keep)
         run.history.append(pol.Past(decision.rung, "ok", started, attempt.elapsed_s,
@@ -342,17 +369,23 @@ class Engine:
         return got, attempt
 
     @staticmethod
-    def _cancelled_detail(run: _Run) -> str:
+    def _cancelled_detail(run: _Run, out: bool) -> str:
         if run.superseded_by:
-            return (f"stopped: the {run.superseded_by} call beside it delivered first; "
-                    "a request already sent may still be billed")
-        return Cancelled("cancelled mid-flight").one_line()
+            return (f"stopped: the {run.superseded_by} call beside it delivered first; " + (
+                "a request already sent may still be billed" if out else
+                "it was stopped before it was sent, so it is not billed"))
+        if out:
+            return Cancelled("cancelled mid-flight").one_line()
+        unsent = Cancelled("cancelled before the request was sent",
+                           hint="cancelled by you; nothing went out, so nothing is billed")
+        return unsent.one_line()
 
     async def _attempt(self, plan: Plan, store: Store, settings: Settings, base_url: str,
                        resolution: str, model: str, timeout_s: float,
-                       keep: Callable[[Delivered], tuple[Delivered, Attempt]]
-                       ) -> tuple[Delivered, Attempt]:
-        """Send, stream, check and keep one attempt's image; its typed error otherwise."""
+                       keep: Callable[[Delivered], tuple[Delivered, Attempt]],
+                       sending: _Sending) -> tuple[Delivered, Attempt]:
+        """Send, stream, check and keep one attempt's image; its typed error otherwise.
+        `sending` learns when the request starts to leave."""
         scale = settings.time_scale
 
         def build() -> tuple[providers.Wire, httpx.Request]:
@@ -371,6 +404,7 @@ class Engine:
         http_request.extensions["timeout"] = httpx.Timeout(
             budget, connect=min(_real_s(CONNECT_S, scale), budget),
             write=_real_s(WRITE_S, scale), pool=_real_s(POOL_S, scale)).as_dict()
+        http_request.extensions["trace"] = sending.trace
         client = self.client(base_url, settings.max_concurrency)
         loop = asyncio.get_running_loop()
         began = loop.time()

@@ -85,7 +85,8 @@ class Job:
         return self._future.result()
 
     def cancel(self) -> bool:
-        """Stop the job; an attempt on the wire is aborted and recorded as billed=unknown."""
+        """Stop the job; an attempt on the wire is aborted and recorded as billed=unknown
+        (billed=no if its request had not started to go out)."""
         if self.done():
             return False
         self._cancel_requested = True

@@ -258,8 +258,9 @@ class Store:
         return [_exchange(dict(row)) for row in rows]
 
     def finish_job(self, result: GenerationResult, status: str) -> None:
-        # An attempt row still 'running' here was cut off before it was recorded (a cancel
-        # landing between its row and its request): it may have gone out, so it may be billed.
+        # An attempt row still 'running' here was cut off before its outcome was recorded
+        # (the engine records a cancel's itself; this is for anything else): it may have
+        # gone out, so it may be billed.
         with self._lock:
             extra = self._close_open_attempts(result.job_id,
                                               "cancelled before its outcome was recorded")

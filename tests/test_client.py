@@ -203,6 +203,35 @@ def test_cancel_mid_flight_aborts_the_socket_and_records_unknown_cost(home, make
     assert result.cost_unknown_usd == pytest.approx(0.24)
     rows = nbp.history()[0]
     assert rows["status"] == "cancelled" and rows["attempts"][0]["outcome"] == "cancelled"
+    assert rows["attempts"][0]["billed"] == "unknown"
+    assert rows["cost_unknown_usd"] == pytest.approx(0.24)
+
+
+def test_cancel_while_the_request_is_built_costs_nothing(home, make_sim, tmp_path):
+    """A cancel before the request left is not shown (or added up) as money maybe spent."""
+    import os
+
+    from nbp_jupyter.events import AttemptStarted
+
+    server = make_sim(profile="ideal", time_scale=SCALE)
+    refs = []
+    for number in range(4):  # ~12 MB to base64 and JSON: the request takes a while to build
+        refs.append(tmp_path / f"ref{number}.png")
+        Image.frombytes("RGB", (1024, 1024), os.urandom(3 << 20)).save(refs[-1])
+
+    def cancel_as_it_starts(job, event):
+        if isinstance(event, AttemptStarted):  # the engine goes on to build the request
+            job.cancel()
+
+    job = nbp.submit("x", provider="gemini", base_url=server.url, api_key="k",
+                     time_scale=SCALE, images=refs, listener=cancel_as_it_starts)
+    result = job.result(timeout=10)
+    assert [(a.outcome, a.billed) for a in result.attempts] == [("cancelled", "no")]
+    assert "nothing is billed" in result.attempts[0].detail and result.cost_unknown_usd == 0
+    row = nbp.history()[0]
+    assert row["status"] == "cancelled" and row["cost_unknown_usd"] == 0
+    assert [(a["outcome"], a["billed"]) for a in row["attempts"]] == [("cancelled", "no")]
+    assert server.log == []
 
 
 def test_ledger_matches_the_result_and_survives_a_new_process(home, make_sim):
