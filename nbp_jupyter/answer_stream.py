@@ -228,6 +228,12 @@ class AnswerStream:
             pos = end
         elif found.group() == b'"':
             self._raw += chunk[pos:found.start()]
+            if not self._text and len(self._raw) >= self.spill_at:
+                # the whole string came in one piece (a busy reader gets bigger ones): it is
+                # spilled all the same, or what becomes a file would hang on chunk sizes
+                self._start_spill()
+                if self._state == _BIG:
+                    return self._big(chunk, found.start(), end)
             if self._is_key:
                 self._key = bytes(self._raw)
             self.skeleton += self._raw
@@ -278,6 +284,12 @@ class AnswerStream:
         self.skeleton += b'\\u0000nbp-blob-%s-%d"' % (self._token.encode(), len(self._closed) - 1)
         self._state, self._spill = _OUT, None
         return quote + 1
+
+    def complete(self) -> bool:
+        """The JSON document has closed: every byte of the answer is in, whatever the
+        transport still owes (the end of a chunked body, the connection's close)."""
+        return bool(self._json) and self._state == _OUT and not self._nesting \
+            and self._last in (b"}", b"]")
 
     def pending_bytes(self) -> int:
         return sum(len(s.pending) for s in self._spills)

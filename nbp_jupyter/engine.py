@@ -409,9 +409,22 @@ class Engine:
         loop = asyncio.get_running_loop()
         began = loop.time()
         # The wall clock bounds the whole attempt: a slow drip cannot dodge it.
-        status, headers, answer = await _bounded(
-            _receive(client, http_request, settings.max_response_bytes, store.images),
-            budget, timeout_s)
+        inbox: list[tuple[int, httpx.Headers, AnswerStream]] = []
+        try:
+            status, headers, answer = await _bounded(
+                _receive(client, http_request, settings.max_response_bytes, store.images,
+                         inbox), budget, timeout_s)
+        except BaseException as exc:
+            streamed = inbox[0][2] if inbox else None
+            # the clock, a cancel or the network (not our disk: a write that failed)
+            cut = isinstance(exc, (AttemptError, asyncio.CancelledError))
+            if streamed is None or not (cut and streamed.complete()):
+                if streamed is not None:  # no file stays of an answer cut short
+                    await _finish_anyway(asyncio.to_thread(streamed.discard))
+                raise
+            # The cut came after the answer's last byte (while the transport still owed the
+            # body's end, or its last write ran): the answer is whole and paid for.
+            status, headers, answer = inbox[0]
         if isinstance(answer, AnswerStream):
             # Once parsed and checked the image is paid for: a cancel now still delivers it
             # (the race keeps it), and its spill files never outlive the check.
@@ -553,14 +566,18 @@ async def _fetch(client: httpx.AsyncClient, request: httpx.Request,
     return await _exchange(client, request, cap, lambda response: _whole(response, cap))
 
 
-async def _receive(client: httpx.AsyncClient, request: httpx.Request, cap: int,
-                   folder) -> tuple[int, httpx.Headers, bytes | AnswerStream]:
+async def _receive(client: httpx.AsyncClient, request: httpx.Request, cap: int, folder,
+                   inbox: list) -> tuple[int, httpx.Headers, bytes | AnswerStream]:
     """Send; a 200's body streams through an AnswerStream that decodes its images into
-    files under `folder` as they arrive. Any other answer is read whole (an error's JSON)."""
+    files under `folder` as they arrive. Any other answer is read whole (an error's JSON).
+
+    The stream goes into `inbox` (with the status and headers) as it starts: however the
+    read ends, the caller settles or discards it, after its last write has returned."""
     async def read(response: httpx.Response) -> bytes | AnswerStream:
         if response.status_code != 200:
             return await _whole(response, cap)
         stream = AnswerStream(folder)
+        inbox.append((response.status_code, response.headers, stream))
         loop = asyncio.get_running_loop()
         writing = None
         try:
@@ -572,18 +589,13 @@ async def _receive(client: httpx.AsyncClient, request: httpx.Request, cap: int,
                     writing = loop.run_in_executor(None, stream.write, stream.take())
             if writing is not None:
                 await writing
-        except BaseException:  # cut off, over the cap, timed out or cancelled: no file stays
-            await _finish_anyway(_discard(stream, writing))
+        except BaseException:  # cut off, over the cap, timed out or cancelled
+            if writing is not None:  # the stream is left still, for the caller
+                await _finish_anyway(asyncio.gather(writing, return_exceptions=True))
             raise
         return stream
 
     return await _exchange(client, request, cap, read)
-
-
-async def _discard(stream: AnswerStream, writing) -> None:
-    if writing is not None:
-        await asyncio.gather(writing, return_exceptions=True)
-    await asyncio.to_thread(stream.discard)
 
 
 async def _whole(response: httpx.Response, cap: int) -> bytearray:

@@ -76,6 +76,29 @@ def settle(body: bytes, folder, wire=gemini, size="1K"):
                          size, "gemini-3-pro-image-preview")
 
 
+@pytest.mark.parametrize("piece", [1000, 1 << 20])
+def test_an_image_is_spilled_however_its_bytes_are_cut(tmp_path, piece):
+    """An image whose base64 arrives in one read (a busy machine reads bigger pieces) goes to
+    a file all the same, not into memory."""
+    image = noise_png(64, 64)
+    skeleton, blobs = streamed(gemini_body(image), tmp_path, piece=piece).finish()
+    assert len(skeleton) < 600 and [b.path.read_bytes() for b in blobs.values()] == [image]
+
+
+def test_a_refused_image_that_came_in_one_read_is_kept(tmp_path):
+    """A billed image refused as too large is handed over to be kept even when its whole
+    base64 came in one read (a loaded machine lost it: it was never spilled to a file)."""
+    huge, kept = huge_png(12000, 12000), []
+
+    def keep(paths):
+        kept.extend(path.read_bytes() for path in paths)
+        return "the refused folder"
+    with pytest.raises(BadResponse, match="kept in the refused folder"):
+        checks.settle(streamed(gemini_body(huge), tmp_path, piece=1 << 20), gemini, 200, H,
+                      Request(prompt="p", size="1K"), "1K", "m", refused=keep)
+    assert kept == [huge]
+
+
 def test_image_lands_in_a_file_and_the_json_left_in_memory_is_small(tmp_path):
     """A streamed answer keeps only a few hundred bytes of JSON, not the image, in memory."""
     image = noise_png(512, 512)
@@ -161,25 +184,35 @@ def test_a_bomb_sized_image_is_the_same_typed_error(tmp_path):
         settle(gemini_body(huge_png(20000, 20000)), tmp_path, size="4K")
 
 
-async def _serve_once(body: bytes, pieces: int = 50, length: bool = True, gzip: bool = False):
+async def _serve_once(body: bytes, pieces: int = 50, length: bool = True, gzip: bool = False,
+                      chunked: bool = False, end: str = "sent"):
     """A loopback server that answers every request with `body` in `pieces` writes; without
-    `length`, the body ends when the connection closes (no size declared up front)."""
+    `length`, the body ends when the connection closes (no size declared up front), or, if
+    `chunked`, with the empty last chunk. `end` "held": every byte is sent but the body's
+    end never comes (the server waits for the client to go); "dropped": the connection
+    closes where a chunked body's last chunk should be."""
     if gzip:
         import gzip as gz
         body = gz.compress(body)
+    framing = (b"content-length: %d\r\n" % len(body) if length else
+               b"transfer-encoding: chunked\r\n" if chunked else b"connection: close\r\n")
+
     async def answer(reader, writer):
         request = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
         sent = request.split("content-length:")[1].split()[0]
         await reader.readexactly(int(sent))  # unread, closing would reset the connection
-        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + (
-            b"content-encoding: gzip\r\n" if gzip else b"") + (
-            b"content-length: %d\r\n\r\n" % len(body) if length else b"connection: close\r\n\r\n")
-        writer.write(head)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + (
+            b"content-encoding: gzip\r\n" if gzip else b"") + framing + b"\r\n")
         step = max(1, len(body) // pieces)
         try:
             for at in range(0, len(body), step):
-                writer.write(body[at:at + step])
+                piece = body[at:at + step]
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
                 await writer.drain()
+            if end == "held":
+                await reader.read()  # until the client closes the connection
+            elif chunked and end == "sent":
+                writer.write(b"0\r\n\r\n")
         except (ConnectionError, OSError):
             pass
         finally:
@@ -188,9 +221,11 @@ async def _serve_once(body: bytes, pieces: int = 50, length: bool = True, gzip: 
     return await asyncio.start_server(answer, "127.0.0.1", 0)
 
 
-def _run_against(body: bytes, length: bool = True, gzip: bool = False, **options):
+def _run_against(body: bytes, length: bool = True, gzip: bool = False, chunked: bool = False,
+                 end: str = "sent", pieces: int = 50, **options):
     async def main():
-        server = await _serve_once(body, length=length, gzip=gzip)
+        server = await _serve_once(body, pieces, length=length, gzip=gzip, chunked=chunked,
+                                   end=end)
         port = server.sockets[0].getsockname()[1]
         try:
             return await nbp.agenerate("a kite", provider="gemini", api_key="k", retries=0,
@@ -203,19 +238,62 @@ def _run_against(body: bytes, length: bool = True, gzip: bool = False, **options
     return asyncio.run(main())
 
 
-def test_engine_refuses_a_huge_image_billed_and_keeps_it_apart(home):
+@pytest.mark.parametrize("pieces", [50, 1])  # 1: its base64 comes in one read, as under load
+def test_engine_refuses_a_huge_image_billed_and_keeps_it_apart(home, pieces):
     """Over HTTP: the 12000x12000 answer is a failed, billed attempt; the paid file is kept
     in images/refused/, never delivered, previewed or taken for the job's image."""
     huge = huge_png(12000, 12000)
-    result = _run_against(gemini_body(huge), size="1K")
+    result = _run_against(gemini_body(huge), size="1K", pieces=pieces)
     [attempt] = result.attempts
     assert (attempt.outcome, attempt.billed) == ("bad_response", "yes") and attempt.cost_usd > 0
-    assert "12000x12000" in attempt.detail and "refused" in attempt.detail
+    assert "12000x12000" in attempt.detail and "kept in" in attempt.detail
     assert not result.success and result.image_path is None
     images = home / "images"
     assert [p.name for p in images.iterdir()] == ["refused"]
     [kept] = (images / "refused").iterdir()
     assert kept.suffix == ".png" and kept.read_bytes() == huge
+
+
+def test_a_whole_answer_whose_end_is_lost_is_still_delivered(home):
+    """The image's last byte came, the chunked body's end did not (the connection closed
+    first): the paid image is delivered, not lost as a broken connection of unknown cost."""
+    image = png(1024, 1024)
+    result = _run_against(gemini_body(image), length=False, chunked=True, end="dropped",
+                          size="1K")
+    assert [(a.outcome, a.billed) for a in result.attempts] == [("ok", "yes")], result.error
+    assert result.success and result.image_path.read_bytes() == image
+    assert [p.name for p in (home / "images").iterdir()] == [result.image_path.name]
+
+
+def test_a_refused_answer_whose_end_is_lost_is_kept_apart(home):
+    """The same lost end on a refused (billed) answer: its image is still kept."""
+    huge = huge_png(12000, 12000)
+    result = _run_against(gemini_body(huge), length=False, chunked=True, end="dropped",
+                          size="1K")
+    [attempt] = result.attempts
+    assert (attempt.outcome, attempt.billed) == ("bad_response", "yes"), attempt.detail
+    assert "kept in" in attempt.detail
+    [kept] = (home / "images" / "refused").iterdir()
+    assert kept.read_bytes() == huge
+
+
+def test_a_whole_answer_whose_end_never_comes_beats_the_clock(home):
+    """Every byte came but the body's end never does (a proxy holding the connection): when
+    the clock runs out the paid image is delivered, not lost as a timeout."""
+    image = png(1024, 1024)
+    result = _run_against(gemini_body(image), length=False, end="held", size="1K")
+    assert [(a.outcome, a.billed) for a in result.attempts] == [("ok", "yes")], result.error
+    assert result.success and result.image_path.read_bytes() == image
+
+
+def test_an_answer_cut_short_by_the_clock_leaves_no_file(home):
+    """A held answer that is not whole when the clock runs out is a timeout, and no part of
+    its image stays on disk."""
+    body = gemini_body(noise_png(1024, 1024))
+    result = _run_against(body[: len(body) * 3 // 4], length=False, end="held", size="1K",
+                          timeout=30)  # 0.3 s here
+    assert [a.outcome for a in result.attempts] == ["timeout"]
+    assert list((home / "images").iterdir()) == []
 
 
 def test_engine_keeps_both_images_of_a_two_image_answer_apart(home):
