@@ -74,11 +74,8 @@ def expected_latency(store: Store, model: str, resolution: str) -> tuple[float, 
 
 def load_history(store: Store, *, limit: int | None = None,
                  session: str | None = None) -> History:
-    records = store.jobs(limit=limit, session=session)
-    for record in records:
-        record["attempts"] = store.attempts(record["id"])
-        record.update(store.turn_of(record["id"]))  # a refine's turn and the job it refined
-    return History(records)
+    """Job records, newest first, with their attempts and a refine's turn (Store.history)."""
+    return History(store.history(limit=limit, session=session))
 
 
 def result_from_record(record: dict) -> GenerationResult:

@@ -7,9 +7,11 @@ grounding". Runs in the caller's thread (Pillow and file reads), never on the en
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -25,6 +27,9 @@ MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 FIDELITY = (f"Gemini 3 Pro Image keeps high fidelity for up to {MAX_HIGH_FIDELITY_OBJECTS} "
             f"object images and up to {MAX_CHARACTER_REFERENCES} character (people) images")
 JPEG_QUALITY = 90
+# Our rule (docs/facts.md "References, edits and search grounding"): a file this large is
+# the wrong file (a video, a disk image), refused from its size before a byte is read.
+MAX_REFERENCE_FILE_BYTES = 512 * 2**20
 
 
 class ReferenceWarning(UserWarning):
@@ -50,30 +55,57 @@ def load(paths: Iterable[str | Path]) -> tuple[ReferenceImage, ...]:
 
 
 def read(path: str | Path) -> ReferenceImage:
-    """One reference: its type sniffed from its bytes, downscaled if the service would
-    refuse it (docs/facts.md "References, edits and search grounding")."""
+    """One reference: its type sniffed from its first bytes, downscaled if the service would
+    refuse it (docs/facts.md "References, edits and search grounding"). Only a file small
+    enough to send as it is gets read whole; a larger one is decoded from the disk, so a
+    2 GB file passed by mistake is refused from its size, not loaded into memory."""
     file = config.expand_path(path)
     try:
-        data = file.read_bytes()
+        handle = open(file, "rb")
     except (OSError, ValueError) as exc:  # ValueError: a path with a NUL byte in it
         what = "not found" if isinstance(exc, FileNotFoundError) else \
             f"cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})"
         raise ConfigError(f"reference image {str(path)!r} {what}",
                           hint="give the path of a PNG, JPEG or WebP file") from None
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = (image.format or "").upper()
-            image.load()  # a truncated file fails here, not at the service
-            mime = MIME.get(fmt)
-            if mime is None:
-                raise ConfigError(f"{str(path)!r} is {fmt or 'an unknown format'}",
-                                  hint="convert it to PNG, JPEG or WebP")
-            if len(data) > MAX_REFERENCE_BYTES or max(image.size) > MAX_REFERENCE_SIDE:
-                data, mime = shrink(image)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-        raise ConfigError(f"{str(path)!r} is not an image Pillow can read",
-                          hint="give the path of a PNG, JPEG or WebP file") from None
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_REFERENCE_FILE_BYTES:
+            raise ConfigError(f"reference image {str(path)!r} is a {size / 2**20:,.0f} MB file; "
+                              f"references over {MAX_REFERENCE_FILE_BYTES // 2**20} MB are "
+                              "refused unread", hint="give the path of the image you meant "
+                              "(a PNG, JPEG or WebP), or save a smaller copy of it")
+        try:
+            data, mime = _sendable(handle, size, path)
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+            raise ConfigError(f"{str(path)!r} is not an image Pillow can read",
+                              hint="give the path of a PNG, JPEG or WebP file") from None
     return ReferenceImage(data=data, mime=mime, name=file.name, path=str(file.resolve()))
+
+
+def _sendable(handle: BinaryIO, size: int, path: str | Path) -> tuple[bytes, str]:
+    """The bytes to send and their type. Pillow's open reads only the header (the type from
+    its signature, the pixel size); the file is read whole only when it goes as it is."""
+    with Image.open(handle) as image:
+        _mime(image, path)  # a type the services refuse is refused before any decoding
+        if size > MAX_REFERENCE_BYTES or max(image.size) > MAX_REFERENCE_SIDE:
+            return shrink(image)  # decoded from the file: its bytes are never held at once
+    handle.seek(0)
+    data = handle.read(MAX_REFERENCE_BYTES + 1)  # bounded: the file may have grown
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # a truncated file fails here, not at the service
+        mime = _mime(image, path)  # the type of the very bytes sent
+        if len(data) > MAX_REFERENCE_BYTES or max(image.size) > MAX_REFERENCE_SIDE:
+            return shrink(image)  # it changed since its header was read
+    return data, mime
+
+
+def _mime(image: Image.Image, path: str | Path) -> str:
+    fmt = (image.format or "").upper()
+    mime = MIME.get(fmt)
+    if mime is None:
+        raise ConfigError(f"{str(path)!r} is {fmt or 'an unknown format'}",
+                          hint="convert it to PNG, JPEG or WebP")
+    return mime
 
 
 def shrink(image: Image.Image) -> tuple[bytes, str]:

@@ -339,6 +339,30 @@ class Store:
         with self._lock:
             return [cast(JobRow, dict(r)) for r in self._db.execute(sql, args)]
 
+    def history(self, *, limit: int | None = None,
+                session: str | None = None) -> list[dict]:
+        """`jobs()`, newest first, each with its `attempts` list and, for a refine, its `turn`
+        and the job it `refines`: two queries in one read transaction (one snapshot), not
+        two per job."""
+        where, args = ("WHERE jobs.session=?", [session]) if session else ("", [])
+        # rowid breaks ties in `created`, so both queries pick the same jobs under a limit
+        order = "ORDER BY jobs.created DESC, jobs.rowid DESC" + (
+            f" LIMIT {int(limit)}" if limit else "")
+        with self._transaction() as db:
+            jobs = _dicts(db, "SELECT jobs.*, turns.number AS turn_number, turns.parent_id AS"
+                          f" turn_parent FROM jobs LEFT JOIN turns ON turns.job_id = jobs.id"
+                          f" {where} {order}", args)
+            attempts: dict[str, list[dict]] = {}
+            for row in _dicts(db, "SELECT * FROM attempts WHERE job_id IN (SELECT jobs.id"
+                              f" FROM jobs {where} {order}) ORDER BY job_id, number", args):
+                attempts.setdefault(row["job_id"], []).append(row)
+        for job in jobs:
+            number, parent = job.pop("turn_number"), job.pop("turn_parent")
+            job["attempts"] = attempts.get(job["id"], [])
+            if parent:  # a first turn refines nothing: like turn_of(), no keys at all
+                job.update(turn=number, refines=parent)
+        return jobs
+
     def attempts(self, job_id: str) -> list[AttemptRow]:
         with self._lock:
             return [cast(AttemptRow, dict(r)) for r in self._db.execute(
@@ -445,6 +469,16 @@ class Store:
             "UPDATE attempts SET outcome='cancelled', billed='unknown', detail=?"
             " WHERE job_id=? AND outcome='running'", (detail, job_id))
         return unknown
+
+
+def _dicts(db: sqlite3.Connection, sql: str, args: list) -> list[dict]:
+    """The rows as dicts, made from plain tuples: dict(sqlite3.Row) looks every column up
+    by name, which is most of the time a history of thousands of rows takes."""
+    cursor = db.cursor()
+    cursor.row_factory = None
+    cursor.execute(sql, args)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]
 
 
 def _session_lock(home: Path, session: str) -> FileLock:

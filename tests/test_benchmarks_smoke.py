@@ -24,6 +24,8 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
     ("loop_stall.py", ["--jobs", "2", "--size", "1K", "--rounds", "1"]),
     ("batch_scale.py", ["--prompts", "6", "--time-scale", "0.001"]),
     ("batch_memory.py", ["--lines", "3"]),
+    ("history_load.py", ["--jobs", "20", "--rounds", "1"]),
+    ("build_stall.py", ["--mb", "1", "--rounds", "1"]),
 ])
 def test_benchmark_runs_and_prints_its_ratios(script, args, tmp_path):
     """A broken benchmark is found by the suite, not when someone needs the numbers."""

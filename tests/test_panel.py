@@ -309,7 +309,7 @@ def test_nothing_blocking_runs_on_the_engine_loop(panel, monkeypatch):
             return original(*args, **kwargs)
         monkeypatch.setattr(owner, name, wrapped)
 
-    for name in ("jobs", "attempts", "success_counts", "latencies", "finish_job",
+    for name in ("jobs", "history", "attempts", "success_counts", "latencies", "finish_job",
                  "end_attempt", "begin_attempt", "begin_job", "save_image"):
         spy(store.Store, name)
     spy(preview, "preview")
@@ -322,7 +322,7 @@ def test_nothing_blocking_runs_on_the_engine_loop(panel, monkeypatch):
     cancelled.cancel()
     done.result(30), cancelled.result(30)
     ui.flush()
-    assert {"finish_job", "end_attempt", "preview", "jobs"} <= {name for name, _ in calls}
+    assert {"finish_job", "end_attempt", "preview", "history"} <= {name for name, _ in calls}
     assert [c for c in calls if c[1] == "nbp-jobs"] == []
 
 

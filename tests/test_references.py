@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import tracemalloc
 
 import pytest
 from PIL import Image
@@ -114,3 +116,34 @@ def test_a_path_with_a_nul_byte_is_a_one_line_error(tmp_path):
     """A pasted path with a NUL in it would raise ValueError from deep in pathlib."""
     with pytest.raises(ConfigError, match="cannot be read"):
         references.read(str(tmp_path / "a\x00b.png"))
+
+
+def test_a_huge_file_is_refused_from_its_size_without_being_read(home, simulator, tmp_path):
+    """A 2 GB file passed by mistake would be read whole into the kernel's memory first."""
+    path = tmp_path / "disk.png"
+    with open(path, "wb") as out:  # a PNG's signature, then a sparse hole: costs no disk
+        out.write(_png_bytes()[:64])
+        out.truncate(2 * 2**30)
+    with pytest.raises(ConfigError, match="2,048 MB file; references over 512 MB") as caught:
+        nbp.submit("a fox", provider="gemini", base_url=simulator.url, api_key="k",
+                   images=[path])
+    assert "\n" not in caught.value.one_line()
+    assert simulator.app.log == []
+
+
+def test_a_large_reference_is_downscaled_without_holding_its_file_in_memory(tmp_path):
+    """A 36 MB photo would sit in memory whole beside its pixels while it is downscaled."""
+    path = tmp_path / "photo.png"
+    width, height = 4000, 3000
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(
+        path, "PNG", compress_level=0)
+    size = path.stat().st_size
+    assert size > 4 * MAX_REFERENCE_BYTES  # the case under test: well over what is sent
+    tracemalloc.start()  # sees Python's objects (file bytes, encoded output), not Pillow's pixels
+    try:
+        ref = references.read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(ref.data) <= MAX_REFERENCE_BYTES and ref.mime == "image/jpeg"
+    assert peak < size / 2, f"{peak:,} bytes held while reading a {size:,}-byte file"

@@ -16,6 +16,7 @@ from ..errors import AttemptError, BadResponse, Overloaded, ServerError
 from ..pricing import Tokens
 from ..timefmt import short
 from ..turns import Part
+from . import json_body
 
 SIM_HEADER = "x-nbp-simulated"
 # LiteLLM's proxy says what it charged and how often it retried upstream (docs/facts.md
@@ -130,7 +131,7 @@ def bearer_post(url: str, api_key: str, body: dict) -> httpx.Request:
     """A JSON POST with the key as a bearer token, as OpenAI-style gateways take it."""
     return httpx.Request("POST", url, headers={"authorization": f"Bearer {api_key}",
                                                "content-type": "application/json"},
-                         content=json.dumps(body).encode())
+                         content=json_body.dumps(body))
 
 
 def int_or_none(value: object) -> int | None:

@@ -4,14 +4,13 @@ the image comes back as a data URL in `choices[0].message.images` (docs/facts.md
 
 from __future__ import annotations
 
-import base64
-
 import httpx
 
 from ..errors import AttemptError, BadResponse, Blocked
 from ..types import Request
 from .base import (SIM_HEADER, ParsedImage, bearer_post, gateway_cost, image_ref, load_json,
                    one_line)
+from .json_body import Base64
 from .openai import error_from, usage_tokens
 
 NAME = "chat"
@@ -25,7 +24,7 @@ def build(request: Request, resolution: str, model: str, base_url: str, api_key:
     if request.images:
         content = [{"type": "text", "text": request.prompt}] + [
             {"type": "image_url", "image_url": {
-                "url": f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"}}
+                "url": Base64(image.data, prefix=f"data:{image.mime};base64,")}}
             for image in request.images]
     body = {"model": model, "messages": [{"role": "user", "content": content}],
             "modalities": ["image", "text"],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import re
 
@@ -13,6 +11,7 @@ from .. import grounding
 from ..errors import AttemptError, AuthError, BadResponse, Blocked, from_status
 from ..types import Request
 from ..pricing import Tokens
+from . import json_body
 from .gemini_turns import answer_parts, contents
 from .base import (SIM_HEADER, ParsedImage, from_gateway, gateway_cost, header_retry_after,
                    image_payload, int_or_none, load_json, one_line)
@@ -27,21 +26,27 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 def build(request: Request, resolution: str, model: str, base_url: str, api_key: str, *,
           timeout_s: float | None = None) -> httpx.Request:
-    parts: list[dict] = [{"text": request.prompt}]
-    for image in request.images:
-        parts.append({"inlineData": {"mimeType": image.mime,
-                                     "data": base64.b64encode(image.data).decode("ascii")}})
-    body = {"contents": contents(request.history) + [{"role": "user", "parts": parts}],
-            "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
-                                 "imageConfig": {"aspectRatio": request.aspect,
-                                                 "imageSize": resolution}}}
-    if request.search:
-        body["tools"] = [grounding.TOOL]
     headers = {"x-goog-api-key": api_key, "content-type": "application/json"}
     if timeout_s:  # the server's deadline matches ours, as the official SDKs do (docs/facts.md)
         headers["x-server-timeout"] = str(math.ceil(timeout_s))
+    content = json_body.dumps(request_body(request, resolution))
     return httpx.Request("POST", f"{base_url}/v1beta/models/{model}:generateContent",
-                         headers=headers, content=json.dumps(body).encode())
+                         headers=headers, content=content)
+
+
+def request_body(request: Request, resolution: str) -> dict:
+    """The GenerateContentRequest, its images as json_body.Base64 for json_body.dumps."""
+    parts: list[dict] = [{"text": request.prompt}]
+    for image in request.images:
+        parts.append({"inlineData": {"mimeType": image.mime,
+                                     "data": json_body.Base64(image.data)}})
+    found = {"contents": contents(request.history) + [{"role": "user", "parts": parts}],
+             "generationConfig": {"responseModalities": ["TEXT", "IMAGE"],
+                                  "imageConfig": {"aspectRatio": request.aspect,
+                                                  "imageSize": resolution}}}
+    if request.search:
+        found["tools"] = [grounding.TOOL]
+    return found
 
 
 def usage_tokens(usage: object) -> Tokens | None:

@@ -3,21 +3,20 @@
 
 from __future__ import annotations
 
-import base64
-
 from ..turns import Part, Turn
+from .json_body import Base64
 
 
 def contents(history: tuple[Turn, ...]) -> list[dict]:
     """The earlier turns as `contents` entries: model parts exactly as received, each
-    signature on its own part; images from the bytes read when the request was built."""
+    signature on its own part; images from the bytes read when the request was built, as
+    Base64 for json_body.dumps to write."""
     return [{"role": turn.role, "parts": [_part(p) for p in turn.parts]} for turn in history]
 
 
 def _part(part: Part) -> dict:
     if part.is_image:
-        found: dict = {"inlineData": {"mimeType": part.mime,
-                                      "data": base64.b64encode(part.data).decode("ascii")}}
+        found: dict = {"inlineData": {"mimeType": part.mime, "data": Base64(part.data)}}
     else:
         found = {"text": part.text}
     if part.signature is not None:
