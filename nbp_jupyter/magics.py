@@ -32,7 +32,8 @@ class Nbp(Configurable):
     """Defaults for the magics: `%config Nbp.size = "2K"`. Magic options win over these;
     these win over the NBP_* environment variables."""
 
-    provider = Unicode(None, allow_none=True, help="gemini, openai or sim").tag(config=True)
+    provider = Unicode(None, allow_none=True,
+                       help="gemini, openai, chat, openrouter or sim").tag(config=True)
     base_url = Unicode(None, allow_none=True, help="endpoint URL").tag(config=True)
     model = Unicode(None, allow_none=True, help="model name").tag(config=True)
     home = Unicode(None, allow_none=True, help="folder for images and the ledger").tag(config=True)
@@ -104,7 +105,8 @@ class NbpMagics(Magics):
               "what to change; size and aspect stay the job's unless given")
     @argument("--search", action="store_true",
               help="ground the image in Google Search (Gemini; queries are billed)")
-    @argument("-n", type=int, default=1, help="how many independent images (shown as a grid)")
+    @argument("-n", type=int, default=1, help="how many independent images (1 to 16), one "
+              "under another")
     @argument("--wait", action="store_true", help="block this cell until done (interruptible)")
     @argument("--out", metavar="NAME", help="bind the Job (or list of Jobs with -n) to NAME")
     @argument("--deadline", type=float, help="seconds for the whole job, retries included")
@@ -195,17 +197,24 @@ class NbpMagics(Magics):
         return kernel is not None and not getattr(kernel, "_allow_stdin", True)
 
     def _wait(self, jobs: list[Job], timeout: float | None = None) -> None:
+        end = None if timeout is None else time.monotonic() + timeout  # for all the jobs
         try:
             for job in jobs:
-                job.wait(timeout)
-                while not job.done() and timeout is None:
-                    job.wait(0.2)  # short waits keep Interrupt responsive
+                while not job.done():  # short waits keep Interrupt responsive
+                    left = 0.2 if end is None else min(0.2, end - time.monotonic())
+                    if left <= 0:
+                        break
+                    job.wait(left)
         except KeyboardInterrupt:
             running = [j.id for j in jobs if not j.done()]
             print(f"stopped waiting; still running in the background: {', '.join(running)} "
                   f"(%nbp_cancel ID to stop)")
             return
         live.resend(jobs)
+        running = [j.id for j in jobs if not j.done()]
+        if running:  # silence here read as "all done"
+            print(f"stopped waiting after {timeout:g} s; still running: {', '.join(running)} "
+                  f"(%nbp_wait to wait on, %nbp_cancel ID to stop)")
 
     def _ledger(self):
         """The ledger these settings point at, whatever the provider (no key needed to read)."""
@@ -277,6 +286,9 @@ class NbpMagics(Magics):
     def nbp_history(self, line: str):
         """Jobs from the ledger with cost and outcome, and the totals."""
         args = _parse(self.nbp_history, line)
+        if args.limit < 1:  # SQLite reads 0 and below as "no limit"
+            raise UsageError(f"--limit must be 1 or more, got {args.limit}; "
+                             "leave it out for the last 50 jobs")
         store = self._ledger()
         records = load_history(store, limit=args.limit,
                                session=None if args.all else store.session)
