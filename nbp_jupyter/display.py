@@ -52,9 +52,7 @@ def status_text(job: Job, expect: tuple[float, float] | None, scale: float,
     One clock, labelled: elapsed, 'usually' and 'gives up in' are all service seconds, the
     clock of the captions, the panel and the history.
     """
-    parts = [f"{job.resolution}", f"attempt {job.attempt or 1}"
-             + (f" (try {job.tries_on_rung} of {job.max_on_rung} at this size)"
-                if job.max_on_rung > 1 else ""),
+    parts = [f"{job.resolution}", f"attempt {job.attempt or 1}" + _tries(job),
              f"{clock(service_elapsed(job))} elapsed"]
     if job.status == "queued":
         words = _queued_words(job)
@@ -71,6 +69,15 @@ def status_text(job: Job, expect: tuple[float, float] | None, scale: float,
     if not job.done():
         parts.append(f"%nbp_cancel {job.id}")
     return " · ".join(p for p in parts if p)
+
+
+def _tries(job: Job) -> str:
+    """' (try k of n at this size)'; a try the policy grants beyond the usual n (after quick
+    failures) has no 'of n', which would read 'try 4 of 3'."""
+    k, n = job.tries_on_rung, job.max_on_rung
+    if k > n:
+        return f" (try {k} at this size)"
+    return f" (try {k} of {n} at this size)" if n > 1 else ""
 
 
 def service_elapsed(job: Job) -> float:
