@@ -27,6 +27,11 @@ COLOURS = {"queued": "#6b7280", "running": "#2563eb", "retrying": "#d97706",
 NO_MATH = "tex2jax_ignore mathjax_ignore"
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 image', '2 images': the totals of the history and the panel say it alike."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def state_word(status: str) -> str:
     """A job status as people read it: 'fell back', not 'fell_back'."""
     return status.replace("_", " ")

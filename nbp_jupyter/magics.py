@@ -326,6 +326,9 @@ class NbpMagics(Magics):
         from .panel_widget import show_panel
 
         args = _parse(self.nbp_panel, line)
+        if args.budget is not None and not args.budget > 0:  # the box would make it "none"
+            raise UsageError(f"--budget must be above 0 dollars, got {args.budget:g}; leave "
+                             "it out for no budget")
         try:
             show_panel(self.conf.settings_kwargs(), size=self.conf.size,
                        aspect=self.conf.aspect, budget=args.budget,
@@ -363,8 +366,9 @@ def history_html(records, scale: float = 1.0) -> str:
                      render.thumbnail_html(r["image_path"])])
     totals = records.totals()
     rates = ", ".join(f"{res} {rate:.0%}" for res, rate in totals["success_rate"].items())
-    summary = (f"<p class='{render.NO_MATH}'>{_count(totals['images'], 'image')} from "
-               f"{_count(totals['jobs'], 'job')} · {_count(totals['attempts'], 'attempt')}"
+    count = render.counted
+    summary = (f"<p class='{render.NO_MATH}'>{count(totals['images'], 'image')} from "
+               f"{count(totals['jobs'], 'job')} · {count(totals['attempts'], 'attempt')}"
                f" · billed ${totals['cost_usd']:.3f} · unknown "
                f"${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}"
                f"{_tokens(totals['tokens'])}</p>")
@@ -397,7 +401,3 @@ def _tokens(tokens: dict) -> str:
     """' · tokens: output_image 2,240, thought 300, ...' for the kinds that were reported."""
     said = ", ".join(f"{kind} {count:,}" for kind, count in tokens.items() if count)
     return f" · tokens: {said}" if said else ""
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -101,6 +101,7 @@ def test_wait_with_a_timeout_says_what_still_runs(kernel):
     ("%nbp_cancel", "name a job id"),
     ("%nbp_show nope", "no job 'nope'"),
     ("%nbp_history --limit 0", "--limit must be 1 or more"),  # was every job in the ledger
+    ("%nbp_panel --budget -3", "--budget must be above 0"),  # was silently no budget
 ])
 def test_bad_input_is_a_one_line_usage_error(kernel, cell, words):
     """Every user mistake is one line, no traceback, before any request."""
