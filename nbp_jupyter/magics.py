@@ -90,7 +90,8 @@ class NbpMagics(Magics):
     @argument("--size", "-s", help="1K, 2K or 4K (default %%config Nbp.size, 1K)")
     @argument("--aspect", "-a", help="1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9 or 21:9")
     @argument("--model", "-m", help="model name (default NBP_MODEL or gemini-3-pro-image-preview)")
-    @argument("--provider", "-p", help="gemini, openai or sim (default: by which key is set)")
+    @argument("--provider", "-p", help="gemini, openai, chat, openrouter or sim (default: by "
+              "which key is set)")
     @argument("--timeout", type=float, help="seconds per attempt (default: the size's P99 at "
               "the pace calls run now, 4K 200 s when healthy, up to 660)")
     @argument("--retries", type=int, help="extra tries at each size (default 4K 2, 2K 1, 1K 2, "

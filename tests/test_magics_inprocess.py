@@ -32,6 +32,12 @@ def test_help_lists_every_option(ip):
                    "--fallback", "--no-fallback", "--image", "-n", "--wait", "--out",
                    "--deadline", "--interpolate", "--hedge", "--no-hedge", "--refine"):
         assert option in doc
+    from nbp_jupyter.config import PROVIDERS
+    from nbp_jupyter.magics import Nbp
+
+    # --provider and Nbp.provider named three of the five providers
+    said = " ".join(doc.rsplit("--provider", 1)[1].split("--timeout")[0].split())
+    assert all(p in said and p in Nbp.provider.help for p in PROVIDERS), said
 
 
 def test_prompt_is_literal_unless_interpolate(ip):
