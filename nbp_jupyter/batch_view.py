@@ -31,16 +31,21 @@ def status_text(job: BatchJob, now: float | None = None) -> str:
     parts = [job.state, f"{done} done, {failed} failed of {total}"]
     if job.state in ("pending", "running", "creating") and job.remote_done:
         parts[1] = f"{job.remote_done} of {total} finished at the service"
-    parts.append(f"{clock(now - job.created)} elapsed")
+    # on the service's clock, as every line's caption is (the simulator's runs fast)
+    scale = job.settings.time_scale
+    end = job.finished if job.finished is not None and job.state in FINAL_STATES else now
+    parts.append(f"{clock((end - job.created) / scale)} elapsed")
     if job.next_poll is not None and job.state not in FINAL_STATES:
-        parts.append(f"next poll in {clock(max(0.0, job.next_poll - time.monotonic()))}")
+        left = max(0.0, job.next_poll - time.monotonic()) / scale
+        parts.append(f"next poll in {clock(left)}")
     if job.cost_usd:
         parts.append(f"${job.cost_usd:.3f} at the batch price")
     if job.error:
         parts.append(job.error)
+    parts.append(render.clock_label(job.simulated, scale))
     if job.simulated:
         parts.append("SIMULATED")
-    return " · ".join(parts)
+    return " · ".join(p for p in parts if p)
 
 
 def status_html(job: BatchJob) -> str:

@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -50,6 +51,7 @@ class BatchJob:
         self.cost_usd: float = row["cost_usd"]
         self.error: str | None = row["error"]
         self.created: float = row["created"]
+        self.finished: float | None = row.get("finished")  # time.time() when it ended
         self.next_poll: float | None = None  # time.monotonic() of the next poll
         self.simulated = bool(row["simulated"])
         self.settings = settings
@@ -132,6 +134,8 @@ class BatchJob:
         for name, value in fields.items():
             setattr(self, name, value)
         if self.state in FINAL_STATES and not self._future.done():
+            if self.finished is None:
+                self.finished = time.time()  # the ledger's `finished`, as near as we know
             self._future.set_result(None)
         for fn in list(self._listeners):
             try:

@@ -128,26 +128,56 @@ def resolve(*, provider: str | None = None, base_url: str | None = None,
                or DEFAULT_BASE_URLS[provider])
     if url is not None:
         url = normalize_base_url(url)
-    if time_scale is None:
-        env_scale = _env("NBP_TIME_SCALE")
-        time_scale = float(env_scale) if env_scale else (
-            SIM_TIME_SCALE if provider == "sim" else 1.0)
-    if not time_scale > 0:
-        raise ConfigError(f"time_scale must be > 0, got {time_scale!r}")
+    time_scale = _number("time_scale", time_scale, float,
+                         SIM_TIME_SCALE if provider == "sim" else 1.0)
+    # 0 or fewer requests in flight would leave every job queued for ever
+    concurrency = _number("max_concurrency", max_concurrency, int, DEFAULT_CONCURRENCY)
+    response_mb = _number("max_response_mb", max_response_mb, float, DEFAULT_MAX_RESPONSE_MB)
+    profile = sim_profile or _env("NBP_SIM_PROFILE") or "typical"
+    if provider == "sim":
+        _check_profile(profile)
     allow = allow_insecure_http if allow_insecure_http is not None else (
         _env("NBP_ALLOW_INSECURE_HTTP") in ("1", "true", "yes"))
     settings = Settings(
         provider=provider, base_url=url,
         model=model or _env("NBP_MODEL") or DEFAULT_MODELS[provider], api_key=key,
-        home=expand_path(home or _env("NBP_HOME") or "nbp-output"), time_scale=float(time_scale),
-        allow_insecure_http=allow,
-        max_concurrency=max_concurrency or int(_env("NBP_MAX_CONCURRENCY") or DEFAULT_CONCURRENCY),
-        sim_profile=sim_profile or _env("NBP_SIM_PROFILE") or "typical",
-        max_response_bytes=int(float(max_response_mb or _env("NBP_MAX_RESPONSE_MB")
-                                     or DEFAULT_MAX_RESPONSE_MB) * 2**20))
+        home=expand_path(home or _env("NBP_HOME") or "nbp-output"), time_scale=time_scale,
+        allow_insecure_http=allow, max_concurrency=int(concurrency), sim_profile=profile,
+        max_response_bytes=int(response_mb * 2**20))
     if url is not None:
         check_transport(url, allow)
     return settings
+
+
+def _number(name: str, given: float | None, kind: type, default: float) -> float:
+    """A setting that must be a positive number: the call's, else NBP_<NAME>'s, else the
+    default. A word in the variable, or zero and below, is a one-line error naming it."""
+    var = f"NBP_{name.upper()}"
+    said = f"{name}={given!r}" if given is not None else f"{var}={_env(var)!r}"
+    value: object = given if given is not None else _env(var)
+    if value is None:
+        return default
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not number > 0 or (kind is int and number != float(value)):
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{said}: {name} must be {what} above 0",
+                          hint=f"fix it in %config Nbp.{name} or {var}, or leave it unset "
+                               f"for {default:g}")
+    return number
+
+
+def _check_profile(profile: str) -> None:
+    """The built-in simulator's profile must be one it plays (it failed when it started,
+    with a traceback, after the job was already shown)."""
+    from .sim.model import PROFILES
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown simulator profile {profile!r}",
+                          hint=f"use one of {', '.join(PROFILES)} (Nbp.sim_profile or "
+                               f"NBP_SIM_PROFILE)")
 
 
 # A fallback endpoint takes its key only from its own provider's variables: NBP_API_KEY

@@ -27,6 +27,11 @@ COLOURS = {"queued": "#6b7280", "running": "#2563eb", "retrying": "#d97706",
 NO_MATH = "tex2jax_ignore mathjax_ignore"
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 image', '2 images': the totals of the history and the panel say it alike."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def state_word(status: str) -> str:
     """A job status as people read it: 'fell back', not 'fell_back'."""
     return status.replace("_", " ")
@@ -52,9 +57,7 @@ def status_text(job: Job, expect: tuple[float, float] | None, scale: float,
     One clock, labelled: elapsed, 'usually' and 'gives up in' are all service seconds, the
     clock of the captions, the panel and the history.
     """
-    parts = [f"{job.resolution}", f"attempt {job.attempt or 1}"
-             + (f" (try {job.tries_on_rung} of {job.max_on_rung} at this size)"
-                if job.max_on_rung > 1 else ""),
+    parts = [f"{job.resolution}", f"attempt {job.attempt or 1}" + _tries(job),
              f"{clock(service_elapsed(job))} elapsed"]
     if job.status == "queued":
         words = _queued_words(job)
@@ -71,6 +74,15 @@ def status_text(job: Job, expect: tuple[float, float] | None, scale: float,
     if not job.done():
         parts.append(f"%nbp_cancel {job.id}")
     return " · ".join(p for p in parts if p)
+
+
+def _tries(job: Job) -> str:
+    """' (try k of n at this size)'; a try the policy grants beyond the usual n (after quick
+    failures) has no 'of n', which would read 'try 4 of 3'."""
+    k, n = job.tries_on_rung, job.max_on_rung
+    if k > n:
+        return f" (try {k} at this size)"
+    return f" (try {k} of {n} at this size)" if n > 1 else ""
 
 
 def service_elapsed(job: Job) -> float:

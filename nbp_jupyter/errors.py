@@ -43,6 +43,12 @@ class NbpError(Exception):
 class ConfigError(NbpError):
     """Settings or input that cannot work; raised before anything is sent."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows in place of the traceback (its hook for custom errors): bad
+        input to `generate()` or `panel()` in a notebook is one line that says what to do,
+        as it is in a magic. `%debug` still opens the frames."""
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {self.one_line()}"]
+
 
 class InsecureTransport(ConfigError):
     hint = ("use https, or pass allow_insecure_http=True / set NBP_ALLOW_INSECURE_HTTP=1 "

@@ -32,7 +32,8 @@ class Nbp(Configurable):
     """Defaults for the magics: `%config Nbp.size = "2K"`. Magic options win over these;
     these win over the NBP_* environment variables."""
 
-    provider = Unicode(None, allow_none=True, help="gemini, openai or sim").tag(config=True)
+    provider = Unicode(None, allow_none=True,
+                       help="gemini, openai, chat, openrouter or sim").tag(config=True)
     base_url = Unicode(None, allow_none=True, help="endpoint URL").tag(config=True)
     model = Unicode(None, allow_none=True, help="model name").tag(config=True)
     home = Unicode(None, allow_none=True, help="folder for images and the ledger").tag(config=True)
@@ -89,7 +90,8 @@ class NbpMagics(Magics):
     @argument("--size", "-s", help="1K, 2K or 4K (default %%config Nbp.size, 1K)")
     @argument("--aspect", "-a", help="1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9 or 21:9")
     @argument("--model", "-m", help="model name (default NBP_MODEL or gemini-3-pro-image-preview)")
-    @argument("--provider", "-p", help="gemini, openai or sim (default: by which key is set)")
+    @argument("--provider", "-p", help="gemini, openai, chat, openrouter or sim (default: by "
+              "which key is set)")
     @argument("--timeout", type=float, help="seconds per attempt (default: the size's P99 at "
               "the pace calls run now, 4K 200 s when healthy, up to 660)")
     @argument("--retries", type=int, help="extra tries at each size (default 4K 2, 2K 1, 1K 2, "
@@ -104,7 +106,8 @@ class NbpMagics(Magics):
               "what to change; size and aspect stay the job's unless given")
     @argument("--search", action="store_true",
               help="ground the image in Google Search (Gemini; queries are billed)")
-    @argument("-n", type=int, default=1, help="how many independent images (shown as a grid)")
+    @argument("-n", type=int, default=1, help="how many independent images (1 to 16), one "
+              "under another")
     @argument("--wait", action="store_true", help="block this cell until done (interruptible)")
     @argument("--out", metavar="NAME", help="bind the Job (or list of Jobs with -n) to NAME")
     @argument("--deadline", type=float, help="seconds for the whole job, retries included")
@@ -195,17 +198,24 @@ class NbpMagics(Magics):
         return kernel is not None and not getattr(kernel, "_allow_stdin", True)
 
     def _wait(self, jobs: list[Job], timeout: float | None = None) -> None:
+        end = None if timeout is None else time.monotonic() + timeout  # for all the jobs
         try:
             for job in jobs:
-                job.wait(timeout)
-                while not job.done() and timeout is None:
-                    job.wait(0.2)  # short waits keep Interrupt responsive
+                while not job.done():  # short waits keep Interrupt responsive
+                    left = 0.2 if end is None else min(0.2, end - time.monotonic())
+                    if left <= 0:
+                        break
+                    job.wait(left)
         except KeyboardInterrupt:
             running = [j.id for j in jobs if not j.done()]
             print(f"stopped waiting; still running in the background: {', '.join(running)} "
                   f"(%nbp_cancel ID to stop)")
             return
         live.resend(jobs)
+        running = [j.id for j in jobs if not j.done()]
+        if running:  # silence here read as "all done"
+            print(f"stopped waiting after {timeout:g} s; still running: {', '.join(running)} "
+                  f"(%nbp_wait to wait on, %nbp_cancel ID to stop)")
 
     def _ledger(self):
         """The ledger these settings point at, whatever the provider (no key needed to read)."""
@@ -277,6 +287,9 @@ class NbpMagics(Magics):
     def nbp_history(self, line: str):
         """Jobs from the ledger with cost and outcome, and the totals."""
         args = _parse(self.nbp_history, line)
+        if args.limit < 1:  # SQLite reads 0 and below as "no limit"
+            raise UsageError(f"--limit must be 1 or more, got {args.limit}; "
+                             "leave it out for the last 50 jobs")
         store = self._ledger()
         records = load_history(store, limit=args.limit,
                                session=None if args.all else store.session)
@@ -314,6 +327,9 @@ class NbpMagics(Magics):
         from .panel_widget import show_panel
 
         args = _parse(self.nbp_panel, line)
+        if args.budget is not None and not args.budget > 0:  # the box would make it "none"
+            raise UsageError(f"--budget must be above 0 dollars, got {args.budget:g}; leave "
+                             "it out for no budget")
         try:
             show_panel(self.conf.settings_kwargs(), size=self.conf.size,
                        aspect=self.conf.aspect, budget=args.budget,
@@ -351,8 +367,9 @@ def history_html(records, scale: float = 1.0) -> str:
                      render.thumbnail_html(r["image_path"])])
     totals = records.totals()
     rates = ", ".join(f"{res} {rate:.0%}" for res, rate in totals["success_rate"].items())
-    summary = (f"<p class='{render.NO_MATH}'>{_count(totals['images'], 'image')} from "
-               f"{_count(totals['jobs'], 'job')} · {_count(totals['attempts'], 'attempt')}"
+    count = render.counted
+    summary = (f"<p class='{render.NO_MATH}'>{count(totals['images'], 'image')} from "
+               f"{count(totals['jobs'], 'job')} · {count(totals['attempts'], 'attempt')}"
                f" · billed ${totals['cost_usd']:.3f} · unknown "
                f"${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}"
                f"{_tokens(totals['tokens'])}</p>")
@@ -385,7 +402,3 @@ def _tokens(tokens: dict) -> str:
     """' · tokens: output_image 2,240, thought 300, ...' for the kinds that were reported."""
     said = ", ".join(f"{kind} {count:,}" for kind, count in tokens.items() if count)
     return f" · tokens: {said}" if said else ""
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

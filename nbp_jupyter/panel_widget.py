@@ -216,7 +216,8 @@ class Panel:
     def refresh_footer(self) -> None:
         totals = self._totals()
         self.footer.value = html.escape(
-            f"This session: {totals['images']} images, {totals['attempts']} attempts, billed "
+            f"This session: {display.counted(totals['images'], 'image')}, "
+            f"{display.counted(totals['attempts'], 'attempt')}, billed "
             f"${totals['cost_usd']:.3f}, unknown ${totals['cost_unknown_usd']:.3f}")
 
     # ----- the paid clicks: Generate, Again, Upgrade, all through one guard ----------------

@@ -51,3 +51,22 @@ def test_batch_mistakes_are_usage_errors(ip, line, cell, words):  # noqa: F811
 def test_unknown_batch_is_a_usage_error(ip):  # noqa: F811
     with pytest.raises(UsageError, match="no batch"):
         ip.run_line_magic("nbp_batches", "nothing-like-this")
+
+
+def test_a_batch_counts_the_captions_clock_and_stops_at_its_end(ip):  # noqa: F811
+    """The batch line said '0:46 elapsed' (wall clock, still counting after the end) above
+    captions saying '15:34 simulated time' for the same batch."""
+    import re
+    import time
+
+    from nbp_jupyter import batch_view
+    from nbp_jupyter.timefmt import clock
+
+    ip.run_line_magic("config", "Nbp.time_scale = 0.0005")
+    ip.run_cell_magic("nbp_batch", "--size 1K --out b --wait", "a grey cat\na black cat")
+    job = ip.user_ns["b"]
+    first = batch_view.status_text(job)
+    time.sleep(0.2)  # 400 simulated seconds at this scale
+    assert batch_view.status_text(job) == first and "simulated time" in first, first
+    shown = re.search(r"([0-9:]+) elapsed", first).group(1)
+    assert shown == clock((job.finished - job.created) / 0.0005)

@@ -23,6 +23,9 @@ FAKE_KEY = "fake-key-NBP-CONFIG-TEST-41b7"
     ({"retries": 1.5}, "retries must be a whole number"),
     ({"fallback": "2K, 9K"}, "unknown size '9K'"),
     ({"provider": "dalle"}, "unknown provider"),
+    ({"sim_profile": "busy"}, "unknown simulator profile 'busy'"),  # was a traceback wall
+    ({"max_concurrency": -2}, "max_concurrency must be a whole number above 0"),  # hung
+    ({"max_concurrency": 0}, "max_concurrency must be"),  # was silently 8
 ])
 def test_bad_input_is_one_clear_line_before_any_network_call(home, kwargs, words):
     """Each mistake is a ConfigError whose single line says what is wrong."""
@@ -30,6 +33,18 @@ def test_bad_input_is_one_clear_line_before_any_network_call(home, kwargs, words
     with pytest.raises(ConfigError) as info:
         nbp.submit(kwargs.pop("prompt"), provider=kwargs.pop("provider", "sim"), **kwargs)
     assert words in info.value.one_line() and "\n" not in info.value.one_line()
+
+
+@pytest.mark.parametrize("var,value", [("NBP_TIME_SCALE", "fast"), ("NBP_MAX_CONCURRENCY", "lots"),
+                                       ("NBP_MAX_RESPONSE_MB", "-1"), ("NBP_SIM_PROFILE", "busy")])
+def test_a_bad_environment_variable_is_named_in_one_line(home, monkeypatch, var, value):
+    """NBP_TIME_SCALE=fast ended every cell in a ValueError traceback that never named it."""
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        config.resolve()
+    line = info.value.one_line()
+    assert repr(value) in line and "\n" not in line
+    assert var in line
 
 
 def test_no_key_for_a_real_provider_names_the_variables(home):

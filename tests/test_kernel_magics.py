@@ -79,6 +79,17 @@ def test_cancel_and_wait(kernel):
     assert kernel.eval("waited.done(), waited.result().success") == "True True"
 
 
+def test_wait_with_a_timeout_says_what_still_runs(kernel):
+    """%nbp_wait --timeout ended in silence while a job still ran, which read as all done."""
+    kernel.sim.set_script("hang")
+    assert kernel.run("%%nbp --out stuck\nnever answers")["status"] == "ok"
+    cell = kernel.submit("%nbp_wait --timeout 0.3")
+    assert kernel.reply(cell)["status"] == "ok"
+    job = kernel.eval("stuck.id")
+    assert f"still running: {job}" in kernel.text(cell)
+    kernel.run("stuck.cancel(); stuck.result(10)")
+
+
 @pytest.mark.parametrize("cell,words", [
     ("%%nbp --size 8K\nx", "unknown size '8K'"),
     ("%%nbp --aspect 5:3\nx", "unsupported aspect '5:3'"),
@@ -89,6 +100,8 @@ def test_cancel_and_wait(kernel):
     ("%%nbp --bogus\nx", "unrecognized arguments"),
     ("%nbp_cancel", "name a job id"),
     ("%nbp_show nope", "no job 'nope'"),
+    ("%nbp_history --limit 0", "--limit must be 1 or more"),  # was every job in the ledger
+    ("%nbp_panel --budget -3", "--budget must be above 0"),  # was silently no budget
 ])
 def test_bad_input_is_a_one_line_usage_error(kernel, cell, words):
     """Every user mistake is one line, no traceback, before any request."""
@@ -99,6 +112,23 @@ def test_bad_input_is_a_one_line_usage_error(kernel, cell, words):
     assert reply["status"] == "error" and reply["ename"] == "UsageError"
     assert words in reply["evalue"] and "\n" not in reply["evalue"]
     assert reply["traceback"] == []
+    assert len(kernel.sim.log) == before
+
+
+@pytest.mark.parametrize("call,words", [
+    ("nbp.generate('x', size='8K')", "unknown size '8K': use one of 1K, 2K, 4K"),
+    ("nbp.submit('x', provider='openai', base_url='http://example.com', api_key='k')",
+     "plain http to example.com — use https"),
+    ("nbp.panel(provider='nope')", "unknown provider 'nope' — use one of"),
+])
+def test_bad_input_to_the_python_api_is_one_line_too(kernel, call, words):
+    """nbp.generate(size='8K') in a notebook showed a wall of library frames to find the
+    one line that says what to do; it is that line alone, with its hint."""
+    before = len(kernel.sim.log)
+    reply = kernel.run(f"import nbp_jupyter as nbp\n{call}")
+    assert reply["status"] == "error" and reply["ename"] in ("ConfigError", "InsecureTransport")
+    assert len(reply["traceback"]) == 1 and "\n" not in reply["traceback"][0]
+    assert words in reply["traceback"][0]
     assert len(kernel.sim.log) == before
 
 

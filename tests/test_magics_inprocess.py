@@ -32,6 +32,12 @@ def test_help_lists_every_option(ip):
                    "--fallback", "--no-fallback", "--image", "-n", "--wait", "--out",
                    "--deadline", "--interpolate", "--hedge", "--no-hedge", "--refine"):
         assert option in doc
+    from nbp_jupyter.config import PROVIDERS
+    from nbp_jupyter.magics import Nbp
+
+    # --provider and Nbp.provider named three of the five providers
+    said = " ".join(doc.rsplit("--provider", 1)[1].split("--timeout")[0].split())
+    assert all(p in said and p in Nbp.provider.help for p in PROVIDERS), said
 
 
 def test_prompt_is_literal_unless_interpolate(ip):
@@ -165,6 +171,22 @@ def test_the_status_line_expects_the_size_under_way(ip):
     job.cancel()
     low, high = (display.clock(s) for s in PUBLISHED_LATENCY["2K"])
     assert "2K · attempt 5" in text and f"usually {low}–{high}" in text, text
+
+
+def test_a_try_past_the_usual_count_is_not_one_of_fewer(home):
+    """A fourth 4K try, granted after quick failures, read 'try 4 of 3 at this size'."""
+    from nbp_jupyter import config, display
+    from nbp_jupyter.events import AttemptStarted
+    from nbp_jupyter.jobs import Job
+    from nbp_jupyter.types import Request
+
+    job = Job("00abcd", Request(prompt="a storm", size="4K"), config.resolve(provider="sim"))
+    job._on_event(AttemptStarted(job.id, 1, "4K", "m", 200.0, 1, 3))  # now running
+    job._on_event(AttemptStarted(job.id, 3, "4K", "m", 200.0, 3, 3))
+    assert "attempt 3 (try 3 of 3 at this size)" in display.status_text(job, None, 1.0)
+    job._on_event(AttemptStarted(job.id, 4, "4K", "m", 200.0, 4, 3))
+    text = display.status_text(job, None, 1.0)
+    assert "attempt 4 (try 4 at this size)" in text and "of 3" not in text, text
 
 
 def _builtin_sim(ip):

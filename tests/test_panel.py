@@ -43,6 +43,14 @@ def panel(home, make_sim):
     jobs.reset_session()
 
 
+def test_the_footer_counts_in_words(panel):
+    """The footer said 'This session: 1 images, 1 attempts' after the first image."""
+    panel.prompt.value = "a red kite"
+    on_ui(panel.click)
+    wait_for(lambda: len(panel.gallery.children) == 1)
+    wait_for(lambda: "This session: 1 image, 1 attempt, billed" in panel.footer.value)
+
+
 def test_generate_twice_without_blocking_then_both_in_the_gallery(panel):
     """Two clicks with different prompts: two rows at once, then two gallery items."""
     panel.prompt.value = "a red kite"
