@@ -5,6 +5,7 @@ Every user mistake becomes a one-line UsageError before anything is sent.
 
 from __future__ import annotations
 
+import html
 import os
 import string
 import time
@@ -293,7 +294,9 @@ class NbpMagics(Magics):
         store = self._ledger()
         records = load_history(store, limit=args.limit,
                                session=None if args.all else store.session)
-        display(HTML(history_html(records, self._scale())))
+        scale = self._scale()
+        display({"text/html": history_html(records, scale),
+                 "text/plain": history_text(records, scale)}, raw=True)
         if not records and not args.all:
             print("Nothing yet in this session; %nbp_history --all lists earlier sessions.")
         self.announce_stale()
@@ -302,14 +305,15 @@ class NbpMagics(Magics):
     @argument("id", help="a job id from %%nbp_history")
     @line_magic
     def nbp_show(self, line: str):
-        """Show a past image again, from the file on disk."""
+        """Show a past image again, from the file on disk; a failed job's card says why."""
         args = _parse(self.nbp_show, line)
         store = self._ledger()
         row = store.job(args.id)
         if row is None:
             raise UsageError(f"no job {args.id!r} in the ledger at {store.home}")
         path = row.get("image_path")
-        if not path or not os.path.isfile(path):
+        ended_without = row["status"] != "done" and row.get("error")
+        if (not path or not os.path.isfile(path)) and not ended_without:
             raise UsageError(f"job {args.id} has no image on disk ({row['status']})")
         row["attempts"] = store.attempts(args.id)
         row.update(store.turn_of(args.id))  # type: ignore[typeddict-item]
@@ -355,7 +359,12 @@ class NbpMagics(Magics):
         display(HTML(render.table_html(["setting", "value"], rows)))
 
 
-def history_html(records, scale: float = 1.0) -> str:
+HISTORY_HEADERS = ["job", "time", "prompt", "requested → delivered", "attempts", "elapsed",
+                   "cost", "status"]
+REASON_CHARS = 80  # a failure's reason in the history; %nbp_show ID gives the whole line
+
+
+def _history_rows(records, scale: float) -> list[list]:
     rows = []
     for r in records:
         when = time.strftime("%m-%d %H:%M", time.localtime(r["created"]))
@@ -363,19 +372,44 @@ def history_html(records, scale: float = 1.0) -> str:
         unknown = f" (+{r['cost_unknown_usd']:.3f}?)" if r["cost_unknown_usd"] else ""
         rows.append([r["id"], when, short(r["prompt"], 50), f"{r['requested']} → {got}",
                      len(r["attempts"]), ran_for_text(r, scale),
-                     f"${r['cost_usd'] or 0:.3f}{unknown}", r["status"],
-                     render.thumbnail_html(r["image_path"])])
+                     f"${r['cost_usd'] or 0:.3f}{unknown}", _status_and_reason(r)])
+    return rows
+
+
+def _status_and_reason(record) -> str:
+    """'failed: HTTP 503 …' for a job that ended without an image (the ledger's one-line
+    error, keys already masked by the engine); just the status otherwise."""
+    status, error = record["status"], record.get("error")
+    if status == "done" or not error:
+        return status
+    said = error if error.startswith(status) else f"{status}: {error}"  # not "cancelled: cancelled"
+    return short(said, REASON_CHARS)
+
+
+def _history_summary(records) -> str:
     totals = records.totals()
     rates = ", ".join(f"{res} {rate:.0%}" for res, rate in totals["success_rate"].items())
     count = render.counted
-    summary = (f"<p class='{render.NO_MATH}'>{count(totals['images'], 'image')} from "
-               f"{count(totals['jobs'], 'job')} · {count(totals['attempts'], 'attempt')}"
-               f" · billed ${totals['cost_usd']:.3f} · unknown "
-               f"${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}"
-               f"{_tokens(totals['tokens'])}</p>")
-    return summary + render.table_html(
-        ["job", "time", "prompt", "requested → delivered", "attempts", "elapsed", "cost",
-         "status", "image"], rows, raw_columns={8})
+    return (f"{count(totals['images'], 'image')} from {count(totals['jobs'], 'job')} · "
+            f"{count(totals['attempts'], 'attempt')} · billed ${totals['cost_usd']:.3f} · "
+            f"unknown ${totals['cost_unknown_usd']:.3f} · success per attempt: {rates or '—'}"
+            f"{_tokens(totals['tokens'])}")
+
+
+def history_html(records, scale: float = 1.0) -> str:
+    rows = [row + [render.thumbnail_html(r["image_path"])]
+            for row, r in zip(_history_rows(records, scale), records)]
+    summary = f"<p class='{render.NO_MATH}'>{html.escape(_history_summary(records))}</p>"
+    return summary + render.table_html(HISTORY_HEADERS + ["image"], rows, raw_columns={8})
+
+
+def history_text(records, scale: float = 1.0) -> str:
+    """The history for text front ends (a terminal, nbconvert to text): the HTML's table
+    in aligned columns, without the thumbnails."""
+    rows = [HISTORY_HEADERS] + [[str(c) for c in row] for row in _history_rows(records, scale)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HISTORY_HEADERS) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+    return "\n".join([_history_summary(records), *lines])
 
 
 def _fallback_endpoints(configured: Options, settings) -> list[list[str]]:

@@ -374,3 +374,56 @@ def test_refine_underscore_waits_for_a_job_still_running(ip):
         assert "\n" not in str(caught.value) and len(nbp.jobs.session().jobs) == started
     finally:
         slow.cancel()
+
+
+def test_failed_jobs_say_why_in_the_history_and_in_show(ip, monkeypatch, make_sim):
+    """%nbp_history said only 'failed' and %nbp_show 'has no image on disk (failed)': no
+    magic told the user why a job failed."""
+    import html
+
+    from nbp_jupyter.magics import REASON_CHARS
+    from nbp_jupyter.timefmt import short
+
+    server = make_sim(profile="ideal", time_scale=0.01, script="blocked")
+    failed = nbp.generate("a blocked kite", provider="gemini", base_url=server.url,
+                          api_key="g", time_scale=0.01)
+    assert not failed.success and "blocked" in failed.error
+    reason = short(f"failed: {failed.error}", REASON_CHARS)
+    history = _html_of(ip, monkeypatch, "nbp_history", "--all").outputs[0].data
+    assert f"<td>{html.escape(reason)}</td>" in history["text/html"]
+    assert reason in history["text/plain"] and "a blocked kite" in history["text/plain"]
+    card = _html_of(ip, monkeypatch, "nbp_show", failed.job_id).outputs[-1].data
+    assert failed.error in card["text/plain"]
+    assert html.escape(failed.error) in card["text/html"]
+
+
+def test_a_gateways_markup_in_an_error_stays_text(ip, monkeypatch, home):
+    """An error line carrying a gateway's HTML would run as markup in the history and in
+    %nbp_show, instead of reading as the text it is."""
+    from nbp_jupyter.jobs import _empty_result
+    from nbp_jupyter.store import Store
+    from nbp_jupyter.types import Request
+
+    markup = "HTTP 502: <img src=x onerror=alert(1)><b>bad gateway</b>"
+    old = Store(home, session="earlier")
+    old.begin_job("001bad", Request(prompt="a kite", size="1K"), "m")
+    plan = type("Plan", (), {"request": Request(prompt="a kite", size="1K"), "job_id": "001bad",
+                             "settings": type("S", (), {"model": "m", "provider": "sim"})()})()
+    old.finish_job(_empty_result(plan, markup), "failed")
+    old.close()
+    history = _html_of(ip, monkeypatch, "nbp_history", "--all").outputs[0].data["text/html"]
+    card = _html_of(ip, monkeypatch, "nbp_show", "001bad").outputs[-1].data["text/html"]
+    for page in (history, card):
+        assert "&lt;img src=x onerror=alert(1)&gt;&lt;b&gt;bad gateway" in page
+        assert "<img src=x" not in page and "<b>bad" not in page
+
+
+def test_a_done_job_whose_file_is_gone_still_says_so(ip):
+    """%nbp_show of a finished job whose image was deleted must say the file is missing,
+    not show an empty card."""
+    import os
+
+    ip.run_cell_magic("nbp", "--wait --out j", "a deleted kite")
+    os.remove(ip.user_ns["j"].result().image_path)
+    with pytest.raises(UsageError, match="has no image on disk \\(done\\)"):
+        ip.run_line_magic("nbp_show", ip.user_ns["j"].id)
