@@ -124,6 +124,12 @@ def _last_reason(job: Job) -> str:
     return ""
 
 
+def status_plain(job: Job, expect, scale: float, simulated: bool) -> str:
+    """The status line for text front ends, with the same state word as the HTML (it said
+    '[queued]' where the HTML said 'starting')."""
+    return f"[{job_word(job)}] " + status_text(job, expect, scale, simulated)
+
+
 def status_html(job: Job, expect, scale: float, simulated: bool) -> str:
     colour = COLOURS.get(job.status, "#6b7280")
     text = status_text(job, expect, scale, simulated)

@@ -49,8 +49,8 @@ class LiveView:
         expect = self.expected(job.resolution)
         simulated = self.settings.provider == "sim"
         return {"text/html": render.status_html(job, expect, self.settings.time_scale, simulated),
-                "text/plain": f"[{job.status}] " + render.status_text(
-                    job, expect, self.settings.time_scale, simulated)}
+                "text/plain": render.status_plain(job, expect, self.settings.time_scale,
+                                                  simulated)}
 
     def expected(self, resolution: str) -> tuple[float, float]:
         """P50-P95 for the size under way now (after a fallback, the smaller one's)."""

@@ -427,3 +427,21 @@ def test_a_done_job_whose_file_is_gone_still_says_so(ip):
     os.remove(ip.user_ns["j"].result().image_path)
     with pytest.raises(UsageError, match="has no image on disk \\(done\\)"):
         ip.run_line_magic("nbp_show", ip.user_ns["j"].id)
+
+
+def test_the_text_status_line_names_the_state_as_the_html_does(ip):
+    """A text front end read '[queued]' and '[fell_back]' where the HTML said 'starting' and
+    'fell back'."""
+    from nbp_jupyter import api, live
+    from nbp_jupyter.jobs import Job
+
+    ip.run_cell_magic("nbp", "--wait --out j", "a kite")
+    view = live.view_for(ip.user_ns["j"].id)
+    request, settings, _ = api.prepare("another kite", provider="sim")
+    fresh = Job("009new", request, settings)
+    fallen = Job("009old", request, settings)
+    fallen.status = "fell_back"
+    for job, word in ((fresh, "starting"), (fallen, "fell back")):
+        bundle = view.status_bundle(job)
+        assert f">{word}</b>" in bundle["text/html"]
+        assert bundle["text/plain"].startswith(f"[{word}] "), bundle["text/plain"]
