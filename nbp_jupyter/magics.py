@@ -73,6 +73,12 @@ def _usage(exc: ConfigError) -> UsageError:
     return UsageError(exc.one_line())
 
 
+def _no_arguments(magic: str, line: str, instead: str) -> None:
+    """A line magic that takes nothing says so, instead of ignoring what was typed."""
+    if line.strip():
+        raise UsageError(f"%{magic} takes no arguments, got {short(line, 40)!r}; {instead}")
+
+
 def _parse(magic, line: str):
     """parse_argstring, with shell-quoting mistakes as a one-line UsageError too."""
     try:
@@ -274,6 +280,8 @@ class NbpMagics(Magics):
     @line_magic
     def nbp_jobs(self, line: str = ""):
         """The jobs of this session, running first, with elapsed time."""
+        _no_arguments("nbp_jobs", line, "it lists every job of this session "
+                      "(%nbp_show ID or %nbp_wait ID for one job)")
         jobs = sorted(session().jobs.values(), key=lambda j: (j.done(), -j.submitted))
         rows = [[j.id, j.status, j.request.size + (f" → {j.resolution}" if j.resolution != j.request.size else ""),
                  j.attempt, clock(render.service_elapsed(j)), short(j.request.prompt, 50)]
@@ -344,6 +352,8 @@ class NbpMagics(Magics):
     @line_magic
     def nbp_config(self, line: str = ""):
         """The effective settings (the key is only said to be set, never shown)."""
+        _no_arguments("nbp_config", line, "change a setting with %config, e.g. "
+                      "%config Nbp.size = '2K'")
         try:
             settings = api.config.resolve(**self.conf.settings_kwargs())
         except ConfigError as exc:

@@ -445,3 +445,14 @@ def test_the_text_status_line_names_the_state_as_the_html_does(ip):
         bundle = view.status_bundle(job)
         assert f">{word}</b>" in bundle["text/html"]
         assert bundle["text/plain"].startswith(f"[{word}] "), bundle["text/plain"]
+
+
+@pytest.mark.parametrize("line, instead", [("nbp_config size=2K", "%config Nbp.size"),
+                                           ("nbp_jobs --all", "%nbp_show ID")])
+def test_magics_without_options_refuse_extra_words(ip, line, instead):
+    """`%nbp_config size=2K` or `%nbp_jobs --all` did nothing with the words, so the user
+    believed a setting or filter had taken effect."""
+    magic, rest = line.split(" ", 1)
+    with pytest.raises(UsageError, match=f"%{magic} takes no arguments, got '{rest}'") as caught:
+        ip.run_line_magic(magic, rest)
+    assert instead in str(caught.value) and "\n" not in str(caught.value)
