@@ -121,6 +121,12 @@ class Cancelled(AttemptError):
 OUTCOMES, FINAL_OUTCOMES = states.OUTCOMES, states.FINAL_OUTCOMES  # kept for old imports
 
 
+# Every size is refused now and then, and the larger the size the more often (success per
+# call: 1K above 95 %, 2K about 85 %, 4K below 50 %, worse in waves; docs/facts.md).
+OVERLOADED_HINT = ("the model is overloaded; this comes and goes, more often the larger the "
+                   "size, so a later try may get through")
+
+
 def from_status(status: int, message: str, *, retry_after_s: float | None = None,
                 key_hint: str = "") -> AttemptError:
     """The AttemptError for a non-200 HTTP answer, shared by both wire formats."""
@@ -128,9 +134,10 @@ def from_status(status: int, message: str, *, retry_after_s: float | None = None
     if status == 429:
         return RateLimited(text, http_status=status, retry_after_s=retry_after_s,
                            hint="quota or rate limit; waiting as the server asked")
-    if status == 503:
+    if status == 503:  # the size is not known here: a hint true at 1K as at 4K (it said
+        # "common for 4K at peak hours" on 1K attempts); docs/facts.md "Latency and success"
         return Overloaded(text, http_status=status, retry_after_s=retry_after_s,
-                          hint="the model is overloaded; this is common for 4K at peak hours")
+                          hint=OVERLOADED_HINT)
     if status in (401, 403):
         return AuthError(text, http_status=status, hint=key_hint or "check the API key")
     if status == 404:

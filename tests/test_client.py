@@ -305,3 +305,15 @@ def test_status_expectation_switches_to_own_history(home, make_sim):
     run(server, size="2K", prompt="the last sample")
     p50, p95 = expected_latency(store, "gemini-3-pro-image-preview", "2K")
     assert (p50, p95) != (65.0, 120.0) and p50 <= p95
+
+
+@pytest.mark.parametrize("provider", ["gemini", "openai"])
+def test_a_503_at_1k_is_not_blamed_on_4k(home, make_sim, provider):
+    """A 503 on a 1K attempt said 'this is common for 4K at peak hours', pointing the user
+    at a size they had not asked for."""
+    server = make_sim(profile="ideal", time_scale=SCALE, script="503, ok")
+    result = run(server, provider, size="1K")
+    first = result.attempts[0]
+    assert (first.resolution, first.outcome) == ("1K", "overloaded") and result.success
+    assert "overloaded" in first.detail and "4K" not in first.detail, first.detail
+    assert "larger the size" in first.detail
