@@ -100,7 +100,7 @@ def test_realistic_bodies_are_real_sized(make_sim, size):
     """--realistic makes bodies as heavy as real PNGs (about a byte per pixel)."""
     import httpx
     server = make_sim(profile="ideal", realistic=True)
-    response = httpx.post(server.url + "/v1beta/models/m:generateContent",
+    response = httpx.post(server.url + "/v1beta/models/gemini-3-pro-image-preview:generateContent",
                           json={"contents": [{"parts": [{"text": "x"}]}]},
                           headers={"x-goog-api-key": "k"}, timeout=10)
     assert len(response.content) > 1024 * 1024
