@@ -216,6 +216,13 @@ def check_default(name: str, value: object) -> object:
         return number
     if name == "sim_profile":
         _check_profile(str(value))
+    if name == "fallback" and str(value).strip().lower() not in ("", "none", "false", "no"):
+        from .policy import build_ladder
+
+        try:  # only its form: another provider's key may be set later
+            build_ladder("4K", str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{exc}; write e.g. '2K, 1K', 'openai:4K, 2K' or 'none'") from None
     if name == "base_url":
         normalize_base_url(str(value))
     return value

@@ -51,7 +51,7 @@ class Nbp(Configurable):
     hedge = Bool(False, help="hedge slow calls by default (as --hedge)").tag(config=True)
 
     @validate("size", "aspect", "provider", "time_scale", "max_concurrency", "sim_profile",
-              "base_url")
+              "base_url", "fallback")
     def _check(self, proposal):
         """Refuse a bad value when %config sets it (IPython logs this one line), not at the
         next cell; the setting keeps its old value."""

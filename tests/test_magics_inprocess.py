@@ -68,15 +68,19 @@ def test_config_refuses_a_bad_default_in_one_line(ip, caplog):
     ip.run_line_magic("config", 'Nbp.aspect = "16:10"')
     ip.run_line_magic("config", 'Nbp.provider = "gemeni"')
     ip.run_line_magic("config", "Nbp.max_concurrency = 0")
+    ip.run_line_magic("config", "Nbp.fallback = '8K, 2K'")
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 4 and not any("\n" in e for e in errors), errors
+    assert len(errors) == 5 and not any("\n" in e for e in errors), errors
     assert errors[0].startswith("Nbp.size = '8K' refused") and "1K, 2K, 4K" in errors[0]
     assert "Nbp.aspect" in errors[1] and "16:9" in errors[1]
     assert "Nbp.provider" in errors[2] and "openrouter" in errors[2]
     assert "Nbp.max_concurrency" in errors[3] and "above 0" in errors[3]
+    assert errors[4].startswith("Nbp.fallback = '8K, 2K' refused") and "'8K'" in errors[4]
     conf = _nbp_conf(ip)
-    assert (conf.size, conf.aspect, conf.provider, conf.max_concurrency) == (
-        "1K", "1:1", "sim", None)
+    assert (conf.size, conf.aspect, conf.provider, conf.max_concurrency, conf.fallback) == (
+        "1K", "1:1", "sim", None, None)
+    ip.run_line_magic("config", "Nbp.fallback = 'openai:4K, 2K'")  # its key may come later
+    assert conf.fallback == "openai:4K, 2K"
     ip.run_line_magic("config", 'Nbp.size = "2k"')
     assert conf.size == "2K"
     # IPython keeps the refused value in the shell's config: reloading must still work
@@ -84,7 +88,8 @@ def test_config_refuses_a_bad_default_in_one_line(ip, caplog):
     ip.extension_manager.loaded.discard("nbp_jupyter")
     ip.run_line_magic("load_ext", "nbp_jupyter")
     assert (_nbp_conf(ip).size, _nbp_conf(ip).aspect) == ("2K", "1:1")
-    for line in ("Nbp.aspect = '1:1'", "Nbp.provider = 'sim'", "Nbp.max_concurrency = None"):
+    for line in ("Nbp.aspect = '1:1'", "Nbp.provider = 'sim'", "Nbp.max_concurrency = None",
+                 "Nbp.fallback = None"):
         ip.run_line_magic("config", line)
 
 
