@@ -157,15 +157,25 @@ def _number(name: str, given: float | None, kind: type, default: float) -> float
     value: object = given if given is not None else _env(var)
     if value is None:
         return default
+    number = _positive(value, kind)
+    if number is None:
+        raise ConfigError(f"{said}: {name} must be {_WHAT[kind]} above 0",
+                          hint=f"fix it in %config Nbp.{name} or {var}, or leave it unset "
+                               f"for {default:g}")
+    return number
+
+
+_WHAT = {int: "a whole number", float: "a number"}
+
+
+def _positive(value: object, kind: type) -> float | None:
+    """`value` as a number of `kind` above 0, or None when it is not one."""
     try:
         number = kind(value)
     except (TypeError, ValueError):
-        number = None
-    if number is None or not number > 0 or (kind is int and number != float(value)):
-        what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"{said}: {name} must be {what} above 0",
-                          hint=f"fix it in %config Nbp.{name} or {var}, or leave it unset "
-                               f"for {default:g}")
+        return None
+    if not number > 0 or (kind is int and number != float(value)):
+        return None
     return number
 
 
@@ -178,6 +188,71 @@ def _check_profile(profile: str) -> None:
         raise ConfigError(f"unknown simulator profile {profile!r}",
                           hint=f"use one of {', '.join(PROFILES)} (Nbp.sim_profile or "
                                f"NBP_SIM_PROFILE)")
+
+
+def check_default(name: str, value: object) -> object:
+    """A `%config Nbp.NAME` value as it is kept ('4k' -> '4K'), checked when it is set so a
+    mistake is refused there, not by the next cell; ConfigError saying what is allowed."""
+    from . import sizes
+
+    if value is None:
+        return None
+    try:
+        if name == "size":
+            return sizes.normalize_resolution(str(value))
+        if name == "aspect":
+            return sizes.normalize_aspect(str(value))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if name == "provider":
+        if str(value).lower() not in PROVIDERS:
+            raise ConfigError(f"unknown provider {value!r}: use one of {', '.join(PROVIDERS)}")
+        return str(value).lower()
+    if name in ("time_scale", "max_concurrency"):
+        kind = int if name == "max_concurrency" else float
+        number = _positive(value, kind)
+        if number is None:
+            raise ConfigError(f"{name} must be {_WHAT[kind]} above 0, or None for the default")
+        return number
+    if name == "sim_profile":
+        _check_profile(str(value))
+    if name == "fallback" and str(value).strip().lower() not in ("", "none", "false", "no"):
+        from .policy import build_ladder
+
+        try:  # only its form: another provider's key may be set later
+            build_ladder("4K", str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{exc}; write e.g. '2K, 1K', 'openai:4K, 2K' or 'none'") from None
+    if name == "base_url":
+        normalize_base_url(str(value))
+    return value
+
+
+# Where a setting comes from when no call or %config says it, first set wins
+# (resolve and default_provider read them in this order).
+ENV_SOURCES = {"provider": ("NBP_PROVIDER", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY",
+                            "OPENROUTER_API_KEY", "NBP_API_KEY"),
+               "model": ("NBP_MODEL",), "home": ("NBP_HOME",), "time_scale": ("NBP_TIME_SCALE",),
+               "max_concurrency": ("NBP_MAX_CONCURRENCY",), "sim_profile": ("NBP_SIM_PROFILE",),
+               "max_response_mb": ("NBP_MAX_RESPONSE_MB",),
+               "allow_insecure_http": ("NBP_ALLOW_INSECURE_HTTP",)}
+
+
+def origin(name: str, settings: Settings, said: set[str] | frozenset[str]) -> str:
+    """Where `%nbp_config`'s row `name` came from: '%config Nbp.NAME', the environment
+    variable that set it, or 'default'."""
+    if name in said:
+        return f"%config Nbp.{name}"
+    if name == "proxy":
+        return "HTTPS_PROXY / HTTP_PROXY / NO_PROXY"
+    if settings.provider == "sim" and name in ("base_url", "api_key"):
+        return "built-in simulator"
+    names = ENV_SOURCES.get(name, ())
+    if name == "base_url":
+        names = ("NBP_BASE_URL", f"NBP_{settings.provider.upper()}_BASE_URL")
+    elif name == "api_key":
+        names = KEY_VARS.get(settings.provider, ())
+    return next((var for var in names if _env(var)), "default")
 
 
 # A fallback endpoint takes its key only from its own provider's variables: NBP_API_KEY

@@ -6,6 +6,7 @@ Every user mistake becomes a one-line UsageError before anything is sent.
 from __future__ import annotations
 
 import html
+import logging
 import os
 import string
 import time
@@ -15,8 +16,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import HTML, display
-from traitlets import Bool, Enum, Float, Int, Unicode
-from traitlets.config import Configurable
+from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, validate
+from traitlets.config import Config, Configurable
 
 from . import api, live, stale
 from . import display as render
@@ -49,6 +50,36 @@ class Nbp(Configurable):
                        "'openai:4K,2K'; 'none' for no fallback (default: every smaller size)"
                        ).tag(config=True)
     hedge = Bool(False, help="hedge slow calls by default (as --hedge)").tag(config=True)
+
+    @validate("size", "aspect", "provider", "time_scale", "max_concurrency", "sim_profile",
+              "base_url", "fallback")
+    def _check(self, proposal):
+        """Refuse a bad value when %config sets it (IPython logs this one line), not at the
+        next cell; the setting keeps its old value."""
+        name = proposal.trait.name
+        try:
+            return api.config.check_default(name, proposal.value)
+        except ConfigError as exc:
+            raise TraitError(f"Nbp.{name} = {proposal.value!r} refused, the setting is "
+                             f"unchanged: {exc.one_line()}") from None
+
+    def _load_config(self, cfg, section_names=None, traits=None):
+        """Take the good values and refuse each bad one in one logged line (as IPython logs
+        %config errors). IPython keeps a refused value in the shell's config too, so a later
+        %reload_ext reads it again: that must not fail the extension."""
+        try:
+            super()._load_config(cfg, section_names, traits)
+        except TraitError:
+            for name, value in dict(cfg.get("Nbp", {})).items():
+                try:
+                    super()._load_config(Config({"Nbp": {name: value}}), section_names, traits)
+                except TraitError as exc:
+                    logging.error("%s", exc)
+
+    def said(self) -> set[str]:
+        """The settings %config (or code) changed from the built-in defaults."""
+        return {n for n, trait in self.traits(config=True).items()
+                if getattr(self, n) != trait.default()}
 
     def fallback_option(self) -> bool | str:
         """What `fallback=` gets when a cell does not say."""
@@ -361,12 +392,19 @@ class NbpMagics(Magics):
         described = settings.describe()
         if settings.provider == "sim":  # its built-in key is no key of the user's
             described["api_key"] = "simulator, no key needed"
-        rows = [[k, v] for k, v in described.items()]
+        said = self.conf.said()
+        rows = [[k, v, api.config.origin(k, settings, said)] for k, v in described.items()]
         fallback = self.conf.fallback_option()
-        rows.append(["fallback", {True: "every smaller size", False: "none"}.get(fallback, fallback)])
-        rows.append(["hedge", self.conf.hedge])
-        rows += _fallback_endpoints(self.conf.options(), settings)
-        display(HTML(render.table_html(["setting", "value"], rows)))
+        for name, value in (("size", self.conf.size), ("aspect", self.conf.aspect),
+                            ("wait", self.conf.wait), ("fallback", {True: "every smaller size",
+                             False: "none"}.get(fallback, fallback)), ("hedge", self.conf.hedge)):
+            wait_var = os.environ.get("NBP_WAIT", "").strip() if name == "wait" else ""
+            if wait_var:  # _headless reads it before Nbp.wait
+                rows.append([name, wait_var, "NBP_WAIT"])
+            else:
+                rows.append([name, value, f"%config Nbp.{name}" if name in said else "default"])
+        rows += [[*row, ""] for row in _fallback_endpoints(self.conf.options(), settings)]
+        display(HTML(render.table_html(["setting", "value", "from"], rows)))
 
 
 HISTORY_HEADERS = ["job", "time", "prompt", "requested → delivered", "attempts", "elapsed",

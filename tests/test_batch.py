@@ -207,3 +207,13 @@ def test_parse_line_reads_both_result_forms():
     assert from_file == inline and from_file.key == "7" and from_file.output_tokens == 1120
     error = batch_wire.parse_line({"error": {"code": 13, "message": "Internal"}, "key": "8"})
     assert error.key == "8" and error.image is None and "Internal" in error.error
+
+
+def test_a_batch_for_a_mistyped_model_fails_once_naming_it(bsim, home):
+    """A wrong model name is one line naming it, after one create: nothing is sent again."""
+    job = _batch(bsim, home, ["one"], model="gemini-3-pro-imag")
+    assert job.wait(30), job
+    assert job.state == "failed" and "\n" not in job.error
+    assert "HTTP 404" in job.error and "models/gemini-3-pro-imag is not found" in job.error
+    creates = [m for m in bsim.app.batches.log if m["path"].endswith(":batchGenerateContent")]
+    assert len(creates) == 1 and bsim.app.batches.batches == {}

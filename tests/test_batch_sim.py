@@ -11,6 +11,8 @@ from PIL import Image
 
 from nbp_jupyter import batch_wire, sizes
 
+MODEL = "gemini-3-pro-image-preview"
+
 
 def _sim(make_sim):
     """A fast simulator whose lines fail only where a test says so."""
@@ -91,11 +93,11 @@ def test_sdk_cancel_and_failed_lines(make_sim):
     app = server.app.batches
     client = _client(server)
     app.pending_s = 1e6
-    job = client.batches.create(model="m", src=[_image_request("x", "1K", "1:1")])
+    job = client.batches.create(model=MODEL, src=[_image_request("x", "1K", "1:1")])
     client.batches.cancel(name=job.name)
     assert client.batches.get(name=job.name).state.name == "JOB_STATE_CANCELLED"
     app.pending_s, app.fail_lines = 1.0, {1}
-    job = client.batches.create(model="m", src=[_image_request(p, "1K", "1:1") for p in "ab"])
+    job = client.batches.create(model=MODEL, src=[_image_request(p, "1K", "1:1") for p in "ab"])
     done = _wait_done(client, job.name)
     first, second = done.dest.inlined_responses
     assert first.response is not None and first.error is None
@@ -104,11 +106,27 @@ def test_sdk_cancel_and_failed_lines(make_sim):
         assert second.response.candidates[0].content is None
 
 
+def test_a_batch_for_an_unknown_model_is_refused_as_the_service_does(make_sim):
+    """A mistyped model in a batch was accepted and drawn; the service answers 404."""
+    from google.genai import errors
+
+    server = _sim(make_sim)
+    client = _client(server)
+    try:
+        client.batches.create(model="gemini-3-pro-imag", src=[_image_request("x", "1K", "1:1")])
+    except errors.ClientError as exc:
+        assert exc.code == 404 and exc.status == "NOT_FOUND"
+        assert "models/gemini-3-pro-imag is not found" in exc.message
+    else:
+        raise AssertionError("the batch for an unknown model was accepted")
+    assert server.app.batches.batches == {}
+
+
 def test_both_answer_shapes_parse_alike(make_sim):
     """Our parser reads the Operation and the bare batch resource the same way."""
     server = _sim(make_sim)
     lines = [batch_wire.Line("a", "a cat", "1K", "1:1")]
-    created = httpx.post(server.url + batch_wire.create_path("gemini-3-pro-image-preview"),
+    created = httpx.post(server.url + batch_wire.create_path(MODEL),
                          content=batch_wire.inline_body("shapes", lines),
                          headers={"x-goog-api-key": "k"})
     name = batch_wire.parse_batch(created.json()).name
@@ -138,7 +156,7 @@ def test_get_answers_503_when_scripted_and_a_range_download_resumes(make_sim, tm
     final = httpx.post(start.headers["x-goog-upload-url"], content=data,
                        headers={**headers, **batch_wire.upload_chunk_headers(0, len(data), True)})
     file_name = batch_wire.uploaded_file_name(final.content)
-    made = httpx.post(server.url + batch_wire.create_path("m"), headers=headers,
+    made = httpx.post(server.url + batch_wire.create_path(MODEL), headers=headers,
                       content=batch_wire.file_body("ranged", file_name))
     name = batch_wire.parse_batch(made.json()).name
     time.sleep(0.2)

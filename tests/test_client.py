@@ -119,6 +119,17 @@ def test_bad_request_is_not_retried(home, make_sim):
     assert "NBP_MODEL" in result.error
 
 
+def test_unknown_model_fails_at_once_naming_it(home, make_sim):
+    """A mistyped model is one line naming it, after one attempt: no retries, no fallback."""
+    server = make_sim(profile="ideal", time_scale=SCALE)
+    result = run(server, model="gemini-3-pro-imagee", size="4K")
+    assert not result.success
+    assert [(a.outcome, a.http_status) for a in result.attempts] == [("bad_request", 404)]
+    assert len(server.log) == 1
+    assert "models/gemini-3-pro-imagee is not found" in result.error
+    assert "\n" not in result.error
+
+
 def test_4k_timeouts_fall_back_to_2k(home, make_sim):
     """4K attempts that hang past their timeout, three times, are followed by 2K; the result
     says so."""

@@ -115,6 +115,15 @@ def test_bad_input_is_a_one_line_usage_error(kernel, cell, words):
     assert len(kernel.sim.log) == before
 
 
+def test_a_bad_config_default_is_one_line_in_the_cell(kernel):
+    """`%config Nbp.size = "8K"` was silent in a notebook; the next %%nbp failed instead."""
+    cell = kernel.submit('%config Nbp.size = "8K"')
+    assert kernel.reply(cell)["status"] == "ok"
+    said = kernel.text(cell).strip()
+    assert "Nbp.size = '8K' refused" in said and "1K, 2K, 4K" in said and "\n" not in said
+    assert kernel.eval("get_ipython().run_line_magic('config', 'Nbp.size')") == "1K"
+
+
 @pytest.mark.parametrize("call,words", [
     ("nbp.generate('x', size='8K')", "unknown size '8K': use one of 1K, 2K, 4K"),
     ("nbp.submit('x', provider='openai', base_url='http://example.com', api_key='k')",

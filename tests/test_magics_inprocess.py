@@ -58,6 +58,62 @@ def test_config_defaults_apply_and_options_win(ip):
     assert ip.user_ns["o"].result().requested == "1K"
 
 
+def _nbp_conf(ip):
+    return next(c for c in ip.configurables if type(c).__name__ == "Nbp")
+
+
+def test_config_refuses_a_bad_default_in_one_line(ip, caplog):
+    """`%config Nbp.size = "8K"` was kept silently; the next cell then failed far from it."""
+    ip.run_line_magic("config", 'Nbp.size = "8K"')
+    ip.run_line_magic("config", 'Nbp.aspect = "16:10"')
+    ip.run_line_magic("config", 'Nbp.provider = "gemeni"')
+    ip.run_line_magic("config", "Nbp.max_concurrency = 0")
+    ip.run_line_magic("config", "Nbp.fallback = '8K, 2K'")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 5 and not any("\n" in e for e in errors), errors
+    assert errors[0].startswith("Nbp.size = '8K' refused") and "1K, 2K, 4K" in errors[0]
+    assert "Nbp.aspect" in errors[1] and "16:9" in errors[1]
+    assert "Nbp.provider" in errors[2] and "openrouter" in errors[2]
+    assert "Nbp.max_concurrency" in errors[3] and "above 0" in errors[3]
+    assert errors[4].startswith("Nbp.fallback = '8K, 2K' refused") and "'8K'" in errors[4]
+    conf = _nbp_conf(ip)
+    assert (conf.size, conf.aspect, conf.provider, conf.max_concurrency, conf.fallback) == (
+        "1K", "1:1", "sim", None, None)
+    ip.run_line_magic("config", "Nbp.fallback = 'openai:4K, 2K'")  # its key may come later
+    assert conf.fallback == "openai:4K, 2K"
+    ip.run_line_magic("config", 'Nbp.size = "2k"')
+    assert conf.size == "2K"
+    # IPython keeps the refused value in the shell's config: reloading must still work
+    nbp.unload_ipython_extension(ip)
+    ip.extension_manager.loaded.discard("nbp_jupyter")
+    ip.run_line_magic("load_ext", "nbp_jupyter")
+    assert (_nbp_conf(ip).size, _nbp_conf(ip).aspect) == ("2K", "1:1")
+    for line in ("Nbp.aspect = '1:1'", "Nbp.provider = 'sim'", "Nbp.max_concurrency = None",
+                 "Nbp.fallback = None"):
+        ip.run_line_magic("config", line)
+
+
+def test_nbp_config_shows_the_magic_defaults_and_where_each_came_from(ip, monkeypatch):
+    """%nbp_config hid size, aspect and wait, and did not say which setting came from where."""
+    monkeypatch.setenv("NBP_MODEL", "gemini-2.5-flash-image")
+    monkeypatch.delenv("NBP_WAIT", raising=False)
+    ip.run_line_magic("config", "Nbp.aspect = '16:9'")
+    try:
+        page = _html_of(ip, monkeypatch, "nbp_config").outputs[0].data["text/html"]
+    finally:
+        ip.run_line_magic("config", "Nbp.aspect = '1:1'")
+    assert "<th>from</th>" in page
+    assert "<td>aspect</td><td>16:9</td><td>%config Nbp.aspect</td>" in page
+    assert "<td>wait</td><td>auto</td><td>default</td>" in page
+    assert "<td>size</td><td>1K</td><td>default</td>" in page
+    assert "<td>provider</td><td>sim</td><td>%config Nbp.provider</td>" in page
+    assert "<td>model</td><td>gemini-2.5-flash-image</td><td>NBP_MODEL</td>" in page
+    assert "<td>max_concurrency</td><td>8</td><td>default</td>" in page
+    monkeypatch.setenv("NBP_WAIT", "never")
+    page = _html_of(ip, monkeypatch, "nbp_config").outputs[0].data["text/html"]
+    assert "<td>wait</td><td>never</td><td>NBP_WAIT</td>" in page
+
+
 def test_unknown_job_ids_are_usage_errors(ip):
     with pytest.raises(UsageError, match="no job zzz"):
         ip.run_line_magic("nbp_wait", "zzz")
@@ -100,7 +156,7 @@ def test_realistic_bodies_are_real_sized(make_sim, size):
     """--realistic makes bodies as heavy as real PNGs (about a byte per pixel)."""
     import httpx
     server = make_sim(profile="ideal", realistic=True)
-    response = httpx.post(server.url + "/v1beta/models/m:generateContent",
+    response = httpx.post(server.url + "/v1beta/models/gemini-3-pro-image-preview:generateContent",
                           json={"contents": [{"parts": [{"text": "x"}]}]},
                           headers={"x-goog-api-key": "k"}, timeout=10)
     assert len(response.content) > 1024 * 1024

@@ -207,3 +207,16 @@ def test_same_seed_same_outcomes(make_sim):
     assert first == outcomes(7)
     assert first != outcomes(8)
     assert "ok" in first and any(o != "ok" for o in first)
+
+
+def test_unknown_gemini_model_is_a_404_in_googles_shape(make_sim):
+    """A mistyped model gets the real service's 404 NOT_FOUND, not a simulated image."""
+    server = make_sim(profile="ideal")
+    response = httpx.post(server.url + "/v1beta/models/gemini-9-ultra-image:generateContent",
+                          json=gemini_body(), headers=KEY, timeout=5.0)
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["code"], error["status"]) == (404, "NOT_FOUND")
+    assert error["message"].startswith("models/gemini-9-ultra-image is not found for API "
+                                       "version v1beta, or is not supported for generateContent")
+    assert post_gemini(server).status_code == 200  # the served model still answers

@@ -32,7 +32,7 @@ def test_chunked_request_body_is_read(simulator):
         yield b'{"contents": [{"parts": [{"text": "a fox"}]}],'
         yield b' "generationConfig": {"imageConfig": {"imageSize": "2K"}}}'
 
-    answer = httpx.post(simulator.url + "/v1beta/models/m:generateContent", content=body(),
+    answer = httpx.post(simulator.url + "/v1beta/models/gemini-3-pro-image-preview:generateContent", content=body(),
                         headers={"x-goog-api-key": "k"}, timeout=10)
     assert answer.status_code == 200 and simulator.log[-1]["size"] == "2K"
 

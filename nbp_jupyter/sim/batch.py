@@ -149,9 +149,12 @@ class BatchSim:
             body = json.loads(req.body or b"null")
             spec = body["batch"]
             model = req.path.split("/models/", 1)[1].rsplit(":", 1)[0]
+            wire.check_gemini_model(model, req.path.split("/", 2)[1], "batchGenerateContent")
             lines, inline = await asyncio.to_thread(self._read_input, spec)
         except (ValueError, KeyError, TypeError) as exc:
             return await self._error(peer, 400, "INVALID_ARGUMENT", f"Invalid batch: {exc}")
+        except wire.WireError as exc:
+            return await self._reply(peer, exc.status, exc.body)
         batch = SimBatch(id=uuid.uuid4().hex[:16], model=f"models/{model}", created=time.time(),
                          display_name=str(_field(spec, "displayName") or ""), lines=lines,
                          inline=inline, expire=behaviour == "expire",

@@ -233,6 +233,8 @@ class SimApp:
             raise wire.WireError(400, wire.gemini_error(
                 400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
         if provider == "gemini":  # earlier turns must carry what this server signed
+            version = req.path.split("/", 2)[1]
+            wire.check_gemini_model(model_name, version, req.path.rsplit(":", 1)[1])
             sreq = wire.parse_gemini(model_name, body)
             signatures.check(body.get("contents") or [], self.signing_key)
             return sreq

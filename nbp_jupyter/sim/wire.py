@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import facts, sizes
+from .. import facts, pricing, sizes
 from . import grounding
 
 SIM_TEXT = "SIMULATED image from nbp_jupyter.sim; no real model was called."
@@ -67,6 +67,20 @@ def gemini_error(code: int, status: str, message: str, details: list | None = No
 def openai_error(message: str, type_: str, code: str | None = None,
                  param: str | None = None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+# The Gemini image models the service serves (the ones we price); any other name is a 404,
+# as on the real API (docs/facts.md "Answers on the wire").
+GEMINI_MODELS = frozenset(name for name in pricing.PRICES if name.startswith("gemini-"))
+
+
+def check_gemini_model(model: str, version: str, method: str) -> None:
+    """Raise the service's 404 NOT_FOUND for a model it does not serve."""
+    if model not in GEMINI_MODELS:
+        raise WireError(404, gemini_error(
+            404, "NOT_FOUND", f"models/{model} is not found for API version {version}, or is "
+            f"not supported for {method}. Call ListModels to see the list of available models "
+            "and their supported methods."))
 
 
 def parse_gemini(model: str, body: dict) -> SimRequest:
