@@ -57,7 +57,7 @@ HEDGE_AFTER: dict[str, float] = dict(PUBLISHED_P99)
 # 170 s), the same size again while it is healthy, the next size down while it is failing for
 # every job. With 4K at 50 % and a third of failures hanging, a 4K call still out at 170 s
 # is hung about seven times in eight (0.175 / (0.175 + 0.5 x 0.05); docs/facts.md "Latency
-# and success"), so a second 4K call beside it is the retry started 80 s before the cut.
+# and success"), so a second 4K call beside it is the retry started 30 s before the cut.
 SAME_SIZE_HEDGE_AFTER: dict[str, float] = {r: q.p95 for r, q in facts.LATENCY.items()}
 # An attempt is cut at 0.8 x its size's P99 times the service's pace (4K: 200 s when calls
 # run at the published speed, between the P95 of 170 s and the P99 of 250 s): a few percent of
