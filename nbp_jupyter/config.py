@@ -106,16 +106,21 @@ def default_provider() -> str:
     return "sim"
 
 
+def known_provider(name: str) -> str:
+    """`name` as a provider we speak ('Gemini' -> 'gemini'); ConfigError listing them."""
+    provider = name.lower()
+    if provider not in PROVIDERS:
+        raise ConfigError(f"unknown provider {name!r}", hint=f"use one of {', '.join(PROVIDERS)}")
+    return provider
+
+
 def resolve(*, provider: str | None = None, base_url: str | None = None,
             model: str | None = None, api_key: str | None = None,
             time_scale: float | None = None, home: str | Path | None = None,
             allow_insecure_http: bool | None = None, max_concurrency: int | None = None,
             sim_profile: str | None = None, max_response_mb: float | None = None) -> Settings:
     """Settings for one call; raises ConfigError with a fix when they cannot work."""
-    provider = (provider or default_provider()).lower()
-    if provider not in PROVIDERS:
-        raise ConfigError(f"unknown provider {provider!r}",
-                          hint=f"use one of {', '.join(PROVIDERS)}")
+    provider = known_provider(provider or default_provider())
     if provider == "sim":
         key, url = api_key or SIM_KEY, base_url
     else:
@@ -205,9 +210,7 @@ def check_default(name: str, value: object) -> object:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if name == "provider":
-        if str(value).lower() not in PROVIDERS:
-            raise ConfigError(f"unknown provider {value!r}: use one of {', '.join(PROVIDERS)}")
-        return str(value).lower()
+        return known_provider(str(value))
     if name in ("time_scale", "max_concurrency"):
         kind = int if name == "max_concurrency" else float
         number = _positive(value, kind)
